@@ -1,0 +1,136 @@
+"""Audio file decoding: WAV, FLAC, MP3 or OGG at any rate and channel count -> int16 mono.
+
+Decoding goes through tensorflow-io, which sniffs the container from the file's content. 16-bit
+files at the target rate come back bit-exact (no float round trip), so a WAV and a FLAC of the same
+clip give identical samples and identical features.
+"""
+import functools
+import os
+
+import tflm_kws  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+import numpy as np
+import tensorflow as tf
+import tensorflow_io as tfio
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
+
+# A clip whose peak stays below this (int16 units, about -66 dBFS) holds no audible speech.
+SILENCE_PEAK = 16
+
+
+class AudioDecodeError(Exception):
+    """An audio file that cannot be used; `path` and `reason` say which and why."""
+
+    def __init__(self, path, reason):
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+def is_audio_file(path) -> bool:
+    return os.fspath(path).lower().endswith(AUDIO_EXTENSIONS)
+
+
+def _op_message(error: tf.errors.OpError) -> str:
+    """The useful part of a tensorflow-io error (drops the '{{function_node ...}}' prefix)."""
+    message = error.message.split("}}")[-1].split("[Op:")[0].strip()
+    return message or type(error).__name__
+
+
+def _to_float(samples: np.ndarray) -> np.ndarray:
+    """float64 in [-1, 1) from whatever sample type the decoder produced."""
+    if samples.dtype == np.int16:
+        return samples.astype(np.float64) / 32768.0
+    if samples.dtype == np.int32:
+        return samples.astype(np.float64) / 2147483648.0
+    if samples.dtype == np.uint8:
+        return (samples.astype(np.float64) - 128.0) / 128.0
+    return samples.astype(np.float64)
+
+
+def _to_int16(samples: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(samples * 32768.0), -32768, 32767).astype(np.int16)
+
+
+def _resample_raw(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    return tfio.audio.resample(tf.constant(samples[:, np.newaxis], tf.float32),
+                               rate_in=rate_in, rate_out=rate_out).numpy()[:, 0]
+
+
+@functools.lru_cache(maxsize=None)
+def _resampler_delay(rate_in: int, rate_out: int) -> int:
+    """Output samples by which tfio.audio.resample delays its input (its filter's group delay)."""
+    position = rate_in // 25  # 40 ms in: well past the filter's reach
+    impulse = np.zeros(2 * position, np.float32)
+    impulse[position] = 1.0
+    response = _resample_raw(impulse, rate_in, rate_out)
+    return max(0, int(np.argmax(np.abs(response))) - round(position * rate_out / rate_in))
+
+
+def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
+    """float mono resampled with tensorflow-io, its filter delay removed so words stay in place."""
+    if rate_in == rate_out:
+        return np.asarray(samples, np.float32)
+    out = _resample_raw(np.asarray(samples, np.float32), rate_in, rate_out)
+    delay = _resampler_delay(rate_in, rate_out)
+    # tfio.audio.resample shifts the signal later by its filter delay (measured: 32 samples for
+    # 44.1 kHz -> 16 kHz); uncorrected, a resampled clip's features no longer line up with the
+    # original's.
+    return np.concatenate([out[delay:], np.zeros(min(delay, out.size), np.float32)])
+
+
+def load_audio(path, sample_rate=16000, expect_speech=False) -> np.ndarray:
+    """int16 mono samples of an audio file, resampled to `sample_rate`.
+
+    Raises AudioDecodeError for a missing, empty, corrupt or truncated file, one that decodes to NaN
+    or infinity, and (with expect_speech=True) one that is silent throughout.
+    """
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise AudioDecodeError(path, "file not found")
+    if os.path.getsize(path) == 0:
+        raise AudioDecodeError(path, "empty file (0 bytes)")
+    try:
+        io_tensor = tfio.audio.AudioIOTensor(path)
+        samples = io_tensor.to_tensor().numpy()
+        rate = int(io_tensor.rate.numpy())
+    except tf.errors.OpError as e:
+        raise AudioDecodeError(path, f"cannot decode (corrupt, truncated or not audio): "
+                               f"{_op_message(e)}") from None
+    if samples.ndim != 2 or samples.shape[0] == 0:
+        raise AudioDecodeError(path, "decodes to no samples")
+    if rate <= 0:
+        raise AudioDecodeError(path, f"invalid sample rate {rate}")
+    if samples.dtype.kind == "f" and not np.all(np.isfinite(samples)):
+        raise AudioDecodeError(path, "decodes to NaN or infinite samples")
+
+    if samples.dtype == np.int16 and rate == sample_rate:
+        # Exact path: mono stays bit-exact, channels are averaged in integers.
+        if samples.shape[1] == 1:
+            audio = samples[:, 0].copy()
+        else:
+            audio = np.round(samples.astype(np.float64).mean(axis=1)).astype(np.int16)
+    else:
+        mono = _to_float(samples).mean(axis=1)
+        if rate != sample_rate:
+            mono = resample(mono, rate, sample_rate)
+        audio = _to_int16(mono)
+    if audio.size == 0:
+        raise AudioDecodeError(path, f"too short to resample to {sample_rate} Hz")
+    if expect_speech and int(np.max(np.abs(audio.astype(np.int32)))) < SILENCE_PEAK:
+        raise AudioDecodeError(path, f"silent throughout (peak below {SILENCE_PEAK}/32768) where speech "
+                               f"is expected")
+    return audio
+
+
+def fit_to_length(audio: np.ndarray, length: int, rng=None) -> np.ndarray:
+    """Crops a longer clip (random offset with `rng`, centred without) or zero-pads a shorter one."""
+    n = audio.shape[0]
+    if n > length:
+        start = int(rng.integers(0, n - length + 1)) if rng is not None else (n - length) // 2
+        return audio[start:start + length]
+    if n < length:
+        # Centre a short clip so a word near either end is not pushed off by the time-shift augmentation.
+        before = (length - n) // 2
+        return np.pad(audio, (before, length - n - before))
+    return audio
