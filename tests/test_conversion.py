@@ -1,0 +1,146 @@
+"""QAT, int8 conversion and TFLM checks on small hand-built plain graphs (49 x 40 x 1 input)."""
+import numpy as np
+import pytest
+import tensorflow as tf
+import tf_keras as keras
+
+from tflm_kws import evaluate
+from tflm_kws import export
+from tflm_kws import quantize
+
+L = keras.layers
+SHAPE = (49, 40, 1)
+
+
+def _features(n, seed=0):
+    return np.random.default_rng(seed).integers(-128, 128, (n, 49, 40)).astype(np.int8)
+
+
+def _small_model(depth_multiplier=1, batch_size=None):
+    """Conv (no bias) + BatchNorm + ReLU layer, depthwise + Activation, 1x1 conv, pool, dense."""
+    inputs = keras.Input(SHAPE, batch_size=batch_size)
+    x = L.Conv2D(8, 3, strides=2, padding="same", use_bias=False, name="conv")(inputs)
+    x = L.BatchNormalization(name="bn")(x)
+    x = L.ReLU(name="relu")(x)
+    x = L.DepthwiseConv2D(3, padding="same", depth_multiplier=depth_multiplier, name="dw")(x)
+    x = L.Activation("relu", name="dw_relu")(x)
+    x = L.Conv2D(8, 1, activation="relu", name="pw")(x)
+    x = L.AveragePooling2D((25, 20), name="pool")(x)
+    x = L.Flatten(name="flatten")(x)
+    outputs = L.Dense(3, name="logits")(x)
+    model = keras.Model(inputs, outputs)
+    rng = np.random.default_rng(1)
+    model.get_layer("bn").set_weights([rng.uniform(0.5, 2, 8), rng.normal(size=8),
+                                       0.1 * rng.normal(size=8), rng.uniform(0.5, 2, 8)])
+    return model
+
+
+def _tensors_of(tflite_bytes, op_name):
+    ops, tensors = export.ops_details(tflite_bytes)
+    return [(op, tensors) for op in ops if op["op_name"] == op_name]
+
+
+def test_fold_for_quantization_keeps_outputs_and_removes_bn_relu():
+    model = _small_model()
+    folded = quantize.fold_for_quantization(model)
+    names = [layer.name for layer in folded.layers]
+    assert "bn" not in names and "relu" not in names and "dw_relu" not in names
+    assert folded.get_layer("conv").get_config()["activation"] == "relu"
+    x = _features(4).astype(np.float32)[..., None] / 128
+    np.testing.assert_allclose(folded(x).numpy(), model(x).numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_qat_depthwise_per_channel_matches_converter_weights():
+    model = _small_model(depth_multiplier=2)
+    qat = quantize.quantize_model(model)
+    x = _features(32).astype(np.float32)[..., None] / 128
+    y = np.arange(32) % 3
+    qat.compile(optimizer=keras.optimizers.Adam(1e-3),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    qat.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    tflite_bytes = export.convert_int8(qat, _features(20, seed=3))
+    export.check_deployable(tflite_bytes, qat)
+    export.check_input_quantization(tflite_bytes, 1 / 128)
+
+    ((op, tensors),) = _tensors_of(tflite_bytes, "DEPTHWISE_CONV_2D")
+    weights = tensors[op["inputs"][1]]
+    q = weights["quantization_parameters"]
+    assert len(q["scales"]) == 16 and q["quantized_dimension"] == 3  # in (8) * multiplier (2)
+    interpreter = tf.lite.Interpreter(model_content=tflite_bytes)
+    int8_weights = interpreter.get_tensor(weights["index"]).astype(np.float32)
+    deployed = (int8_weights * q["scales"])[0]  # [kh, kw, in * mult]
+    trained = quantize.fake_quant_depthwise_kernel(qat, "dw").reshape(3, 3, 16)
+    np.testing.assert_array_equal(deployed, trained)
+
+    conv_ops = _tensors_of(tflite_bytes, "CONV_2D")
+    for op, tensors in conv_ops:
+        assert len(tensors[op["inputs"][1]]["quantization_parameters"]["scales"]) == 8
+    ((op, tensors),) = _tensors_of(tflite_bytes, "FULLY_CONNECTED")
+    assert len(tensors[op["inputs"][1]]["quantization_parameters"]["scales"]) == 1
+
+
+def test_tfmot_default_depthwise_is_per_tensor_ours_is_not():
+    """Documents tensorflow/model-optimization#808, the reason for the custom QuantizeConfig."""
+    import tensorflow_model_optimization as tfmot
+    model = _small_model()
+    default_qat = tfmot.quantization.keras.quantize_model(quantize.fold_for_quantization(model))
+    ours = quantize.quantize_model(model)
+
+    def range_shape(qat):
+        layer = qat.get_layer("quant_dw")
+        ((_, _, quantizer_vars),) = layer._weight_vars  # pylint: disable=protected-access
+        return tuple(quantizer_vars["min_var"].shape)
+    assert range_shape(default_qat) == (1,)   # multiplier axis: one range for all channels
+    assert range_shape(ours) == (8,)
+
+
+def test_fixed_batch_conversion_has_only_compute_ops():
+    tflite_bytes = export.convert_int8(_small_model(), _features(10))
+    ops = export.op_names(tflite_bytes)
+    assert not {"SHAPE", "STRIDED_SLICE", "PACK"} & set(ops)
+    assert set(ops) <= set(export.TFLM_OPS)
+
+
+def test_tflm_outputs_identical_to_tflite_reference():
+    tflite_bytes = export.convert_int8(_small_model(), _features(30))
+    clips = _features(25, seed=7)
+    ref = evaluate.run_tflite(tflite_bytes, clips, "tflite_ref")
+    tflm = evaluate.run_tflite(tflite_bytes, clips, "tflm")
+    assert ref.dtype == np.int8 and ref.shape == (25, 3)
+    np.testing.assert_array_equal(tflm, ref)
+    used = export.tflm_arena_used_bytes(tflite_bytes)
+    # Activations alone: 25 x 20 x 8 int8 in and out of the depthwise conv.
+    assert 2 * 25 * 20 * 8 < used < 1 << 20
+    assert export.recommended_arena_bytes(used, 0) % 16 == 0
+
+
+def test_int8_input_is_the_int8_feature():
+    tflite_bytes = export.convert_int8(_small_model(), _features(10))
+    interpreter = tf.lite.Interpreter(model_content=tflite_bytes)
+    (detail,) = interpreter.get_input_details()
+    clips = _features(3)
+    np.testing.assert_array_equal(evaluate.quantize_input(clips, detail), clips[..., None])
+
+
+def test_op_tflm_lacks_is_named_with_its_layer():
+    inputs = keras.Input(SHAPE)
+    x = L.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    x = L.Activation("gelu", name="gelu_activation")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, L.Dense(3)(x))
+    tflite_bytes = export.convert_int8(model, _features(10))
+    with pytest.raises(export.DeployError, match=r"GELU \(from Keras layer 'gelu_activation'\)"):
+        export.check_deployable(tflite_bytes, model)
+    with pytest.raises(export.DeployError, match="GELU"):
+        export.tflm_interpreter(tflite_bytes, arena_size=100_000)
+
+
+def test_float_op_is_rejected():
+    inputs = keras.Input(SHAPE)
+    x = L.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    x = L.Lambda(lambda t: tf.math.cumsum(t, axis=2), name="running_sum")(x)
+    x = L.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, L.Dense(3)(x))
+    tflite_bytes = export.convert_int8(model, _features(10))
+    with pytest.raises(export.DeployError, match=r"DEQUANTIZE .*float tensors"):
+        export.check_deployable(tflite_bytes, model)
