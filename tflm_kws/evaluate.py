@@ -6,8 +6,8 @@
 The frontend parameters and labels come from features.json next to the .tflite (or
 --features_json); the clips go through the same frontend as at training time.
 
-Runtimes: `tflm` is TensorFlow Lite Micro (tflite_micro's Python runtime, reference kernels, what the
-board runs bit for bit up to CMSIS-NN rounding), `tflite_ref` is tf.lite.Interpreter with the
+Runtimes: `tflm` is TensorFlow Lite Micro (the tflite_micro Python runtime with its reference kernels;
+the board runs CMSIS-NN kernels), `tflite_ref` is tf.lite.Interpreter with the
 reference kernels (identical int8 results to TFLM), `tflite` is tf.lite.Interpreter's default
 optimized kernels (int8 results may differ from TFLM by rounding).
 """
