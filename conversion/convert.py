@@ -33,19 +33,23 @@ REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model_dir", None, "Training output directory (fused.keras, features.json).")
-flags.DEFINE_integer("qat_epochs", 3, "Quantization-aware training epochs; 0 = post-training "
-                     "quantization only.", lower_bound=0)
-flags.DEFINE_string("data_dir", None, "Data directory (default: the one recorded in features.json; "
-                    "the synthetic wake-word set when that is null).")
-flags.DEFINE_string("output_dir", None, "Where the artifacts go (default: --model_dir).")
-flags.DEFINE_string("arduino_dir", None, "Also write model_data.h/.cc into this sketch folder.")
-flags.DEFINE_float("qat_learning_rate", 1e-4, "Adam learning rate of quantization-aware training.")
-flags.DEFINE_integer("batch_size", 100, "Batch size of quantization-aware training.", lower_bound=1)
-flags.DEFINE_integer("representative_samples", 200, "Training clips used to calibrate the int8 "
-                     "ranges.", lower_bound=1)
-flags.DEFINE_string("cache_dir", None, "Feature cache (default: metrics.json's cache_dir, else "
-                    "<model_dir>/feature_cache).")
+
+
+def define_flags():
+    """Command-line flags (defined on demand, so importing this module defines none)."""
+    flags.DEFINE_string("model_dir", None, "Training output directory (fused.keras, features.json).")
+    flags.DEFINE_integer("qat_epochs", 3, "Quantization-aware training epochs; 0 = post-training "
+                         "quantization only.", lower_bound=0)
+    flags.DEFINE_string("data_dir", None, "Data directory (default: the one recorded in features.json; "
+                        "the synthetic wake-word set when that is null).")
+    flags.DEFINE_string("output_dir", None, "Where the artifacts go (default: --model_dir).")
+    flags.DEFINE_string("arduino_dir", None, "Also write model_data.h/.cc into this sketch folder.")
+    flags.DEFINE_float("qat_learning_rate", 1e-4, "Adam learning rate of quantization-aware training.")
+    flags.DEFINE_integer("batch_size", 100, "Batch size of quantization-aware training.", lower_bound=1)
+    flags.DEFINE_integer("representative_samples", 200, "Training clips used to calibrate the int8 "
+                         "ranges.", lower_bound=1)
+    flags.DEFINE_string("cache_dir", None, "Feature cache (default: metrics.json's cache_dir, else "
+                        "<model_dir>/feature_cache).")
 
 
 def _require_file(path, what):
@@ -237,7 +241,6 @@ def write_artifacts(output_dir, tflite_bytes, report, config, labels, arduino_di
 def run(model_dir, qat_epochs=3, data_dir=None, output_dir=None, arduino_dir=None,
         learning_rate=1e-4, batch_size=100, representative_samples=200, cache_dir=None):
     """The whole conversion; returns (report dict, artifact paths)."""
-    from tflm_kws import complexity  # pylint: disable=import-outside-toplevel
     if arduino_dir and not os.path.isdir(arduino_dir):
         raise FileNotFoundError(f"--arduino_dir is not a directory: {arduino_dir}")
     model, config, labels, data_spec, training_metrics = load_training_output(model_dir)
@@ -249,6 +252,7 @@ def run(model_dir, qat_epochs=3, data_dir=None, output_dir=None, arduino_dir=Non
     tflite_bytes, report = convert_and_verify(
         model, dataset, labels, qat_epochs, learning_rate=learning_rate, batch_size=batch_size,
         representative_samples=representative_samples, log=logging.info)
+    from tflm_kws import complexity  # pylint: disable=import-outside-toplevel
     report.update(complexity.count_params_and_macs(model))
     report["model"] = training_metrics.get("model", model.name)
     report["data_dir"] = (data_dir if data_dir is not None else (data_spec or {}).get("data_dir"))
@@ -261,9 +265,14 @@ def main(argv):
     del argv
     if not FLAGS.model_dir:
         raise app.UsageError("--model_dir is required")
-    report, paths = run(FLAGS.model_dir, FLAGS.qat_epochs, FLAGS.data_dir, FLAGS.output_dir,
-                        FLAGS.arduino_dir, FLAGS.qat_learning_rate, FLAGS.batch_size,
-                        FLAGS.representative_samples, FLAGS.cache_dir)
+    try:
+        report, paths = run(FLAGS.model_dir, FLAGS.qat_epochs, FLAGS.data_dir, FLAGS.output_dir,
+                            FLAGS.arduino_dir, FLAGS.qat_learning_rate, FLAGS.batch_size,
+                            FLAGS.representative_samples, FLAGS.cache_dir)
+    except (FileNotFoundError, ValueError) as err:
+        # Bad input or an undeployable model (export.DeployError): the message names the file,
+        # flag, op or layer; a traceback would bury it.
+        raise SystemExit(f"conversion.convert: error: {err}") from err
     total = report["test_clips"]
     print(f"float {report['float_accuracy']:.4f} | int8 (TFLite ref) {report['int8_accuracy']:.4f}"
           f" | TFLM {report['tflm_accuracy']:.4f} | int8 - float "
@@ -280,4 +289,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)

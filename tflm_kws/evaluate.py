@@ -150,16 +150,20 @@ def load_split_features(features_json, data_dir, splits, cache_dir):
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("tflite", None, "Path of the .tflite model (int8 or float).")
-flags.DEFINE_string("data_dir", None, "Data directory (Speech Commands layout or a canonical test set).")
-flags.DEFINE_enum("runtime", "tflm", list(RUNTIMES), "Interpreter: TFLM, TFLite reference kernels "
-                  "or TFLite default kernels.")
-flags.DEFINE_enum("split", "test", list(SPLITS), "Which split of data_dir to evaluate.")
-flags.DEFINE_string("features_json", None, "features.json (default: next to --tflite).")
-flags.DEFINE_string("confusion_png", None, "Confusion matrix PNG (default: <tflite stem>_"
-                    "<split>_confusion.png next to --tflite).")
-flags.DEFINE_string("cache_dir", None, "Feature cache directory (default: feature_cache/ next to "
-                    "--tflite).")
+
+
+def define_flags():
+    """Command-line flags (defined on demand, so importing this module defines none)."""
+    flags.DEFINE_string("tflite", None, "Path of the .tflite model (int8 or float).")
+    flags.DEFINE_string("data_dir", None, "Data directory (Speech Commands layout or a canonical test set).")
+    flags.DEFINE_enum("runtime", "tflm", list(RUNTIMES), "Interpreter: TFLM, TFLite reference kernels "
+                      "or TFLite default kernels.")
+    flags.DEFINE_enum("split", "test", list(SPLITS), "Which split of data_dir to evaluate.")
+    flags.DEFINE_string("features_json", None, "features.json (default: next to --tflite).")
+    flags.DEFINE_string("confusion_png", None, "Confusion matrix PNG (default: <tflite stem>_"
+                        "<split>_confusion.png next to --tflite).")
+    flags.DEFINE_string("cache_dir", None, "Feature cache directory (default: feature_cache/ next to "
+                        "--tflite).")
 
 
 def main(argv):
@@ -197,4 +201,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
