@@ -5,3 +5,6 @@ import os
 # every entry point imports tflm_kws before TensorFlow is loaded.
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from tflm_kws.layers import RepConv2D, RepDepthwiseConv2D  # noqa: E402
+from tflm_kws.reparameterize import RepFuseCallback, reparameterize  # noqa: E402
