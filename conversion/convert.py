@@ -4,8 +4,8 @@
       [--output_dir=DIR] [--arduino_dir=arduino/kws]
 
 Reads the training output directory (fused.keras, features.json, metrics.json), fine-tunes the fused
-plain graph with fake quantization (tfmot; --qat_epochs=0 converts post-training only), converts it to
-a full-int8 flatbuffer for TFLM, runs the test split through the float model, the int8 model in
+plain graph with fake quantization (tfmot; --qat_epochs=0 converts post-training only), converts
+it to a full-int8 flatbuffer for TFLM, runs the test split through the float model, the int8 model in
 tf.lite.Interpreter (reference and default kernels) and in TFLM, and writes model_int8.tflite,
 model_data.cc/.h, report.json and report.md. See docs/conversion.md.
 """
@@ -37,15 +37,18 @@ FLAGS = flags.FLAGS
 
 def define_flags():
     """Command-line flags (defined on demand, so importing this module defines none)."""
-    flags.DEFINE_string("model_dir", None, "Training output directory (fused.keras, features.json).")
+    flags.DEFINE_string("model_dir", None,
+                        "Training output directory (fused.keras, features.json).")
     flags.DEFINE_integer("qat_epochs", 3, "Quantization-aware training epochs; 0 = post-training "
                          "quantization only.", lower_bound=0)
-    flags.DEFINE_string("data_dir", None, "Data directory (default: the one recorded in features.json; "
-                        "the synthetic wake-word set when that is null).")
+    flags.DEFINE_string("data_dir", None, "Data directory (default: the one recorded in "
+                        "features.json; the synthetic wake-word set when that is null).")
     flags.DEFINE_string("output_dir", None, "Where the artifacts go (default: --model_dir).")
     flags.DEFINE_string("arduino_dir", None, "Also write model_data.h/.cc into this sketch folder.")
-    flags.DEFINE_float("qat_learning_rate", 1e-4, "Adam learning rate of quantization-aware training.")
-    flags.DEFINE_integer("batch_size", 100, "Batch size of quantization-aware training.", lower_bound=1)
+    flags.DEFINE_float("qat_learning_rate", 1e-4,
+                       "Adam learning rate of quantization-aware training.")
+    flags.DEFINE_integer("batch_size", 100, "Batch size of quantization-aware training.",
+                         lower_bound=1)
     flags.DEFINE_integer("representative_samples", 200, "Training clips used to calibrate the int8 "
                          "ranges.", lower_bound=1)
     flags.DEFINE_string("cache_dir", None, "Feature cache (default: metrics.json's cache_dir, else "
@@ -98,9 +101,10 @@ def _accuracy(outputs, labels):
 
 def convert_and_verify(fused_model, dataset, labels, qat_epochs, learning_rate=1e-4,
                        batch_size=100, representative_samples=200, log=print):
-    """Runs QAT (when qat_epochs > 0), converts, checks and verifies; returns (tflite bytes, report).
+    """QAT (when qat_epochs > 0), conversion, checks, verification; returns (tflite bytes, report).
 
-    Raises export.DeployError when the flatbuffer holds an op TFLM cannot run (named with its layer).
+    Raises export.DeployError when the flatbuffer holds an op TFLM cannot run (named with its
+    layer).
     """
     x_train, _ = dataset.features("training")
     x_test, y_test = dataset.features("testing")

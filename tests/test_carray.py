@@ -1,4 +1,4 @@
-"""model_data.h / model_data.cc: the contract's header, a C array that compiles and holds the model."""
+"""model_data.h / .cc: the contract's header, and a C array that compiles and holds the model."""
 import pathlib
 import shutil
 import subprocess

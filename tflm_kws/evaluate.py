@@ -6,9 +6,9 @@
 The frontend parameters and labels come from features.json next to the .tflite (or
 --features_json); the clips go through the same frontend as at training time.
 
-Runtimes: `tflm` is TensorFlow Lite Micro (the tflite_micro Python runtime with its reference kernels;
-the board runs CMSIS-NN kernels), `tflite_ref` is tf.lite.Interpreter with the
-reference kernels (identical int8 results to TFLM), `tflite` is tf.lite.Interpreter's default
+Runtimes: `tflm` is TensorFlow Lite Micro (the tflite_micro Python runtime with its reference
+kernels; the board runs CMSIS-NN kernels), `tflite_ref` is tf.lite.Interpreter with the reference
+kernels (identical int8 results to TFLM), `tflite` is tf.lite.Interpreter's default
 optimized kernels (int8 results may differ from TFLM by rounding).
 """
 import os
@@ -99,7 +99,7 @@ def make_runner(tflite_bytes, runtime):
 
 
 def run_tflite(tflite_bytes, features_int8, runtime):
-    """Raw outputs [N, num_classes] (the model's output dtype) for int8 features [N, frames, chans]."""
+    """Raw outputs [N, num_classes] (model output dtype) for int8 features [N, frames, channels]."""
     if len(features_int8) == 0:
         raise ValueError("no features to evaluate")
     runner = make_runner(tflite_bytes, runtime)
@@ -137,7 +137,8 @@ def load_split_features(features_json, data_dir, splits, cache_dir):
     spec = kws_data.DataSpec.from_dict(dict(data_spec or {}, data_dir=data_dir))
     dataset = kws_data.load(spec, config, cache_dir)
     if list(dataset.labels) != list(labels):
-        raise ValueError(f"labels of {data_dir} {dataset.labels} differ from {features_json} {labels}")
+        raise ValueError(f"labels of {data_dir} {dataset.labels} differ from {features_json} "
+                         f"{labels}")
     xs, ys = [], []
     for split in splits:
         if dataset.num_examples(split):
@@ -155,15 +156,16 @@ FLAGS = flags.FLAGS
 def define_flags():
     """Command-line flags (defined on demand, so importing this module defines none)."""
     flags.DEFINE_string("tflite", None, "Path of the .tflite model (int8 or float).")
-    flags.DEFINE_string("data_dir", None, "Data directory (Speech Commands layout or a canonical test set).")
-    flags.DEFINE_enum("runtime", "tflm", list(RUNTIMES), "Interpreter: TFLM, TFLite reference kernels "
-                      "or TFLite default kernels.")
+    flags.DEFINE_string("data_dir", None,
+                        "Data directory (Speech Commands layout or a canonical test set).")
+    flags.DEFINE_enum("runtime", "tflm", list(RUNTIMES),
+                      "Interpreter: TFLM, TFLite reference kernels or TFLite default kernels.")
     flags.DEFINE_enum("split", "test", list(SPLITS), "Which split of data_dir to evaluate.")
     flags.DEFINE_string("features_json", None, "features.json (default: next to --tflite).")
     flags.DEFINE_string("confusion_png", None, "Confusion matrix PNG (default: <tflite stem>_"
                         "<split>_confusion.png next to --tflite).")
-    flags.DEFINE_string("cache_dir", None, "Feature cache directory (default: feature_cache/ next to "
-                        "--tflite).")
+    flags.DEFINE_string("cache_dir", None,
+                        "Feature cache directory (default: feature_cache/ next to --tflite).")
 
 
 def main(argv):
@@ -183,11 +185,12 @@ def main(argv):
     cache_dir = FLAGS.cache_dir or os.path.join(model_dir, "feature_cache")
     with open(FLAGS.tflite, "rb") as f:
         tflite_bytes = f.read()
-    x, y, labels = load_split_features(features_json, FLAGS.data_dir, SPLITS[FLAGS.split], cache_dir)
+    x, y, labels = load_split_features(features_json, FLAGS.data_dir, SPLITS[FLAGS.split],
+                                       cache_dir)
     outputs = run_tflite(tflite_bytes, x, FLAGS.runtime)
     if outputs.shape[1] != len(labels):
-        raise ValueError(f"{FLAGS.tflite} outputs {outputs.shape[1]} classes, {features_json} lists "
-                         f"{len(labels)} labels")
+        raise ValueError(f"{FLAGS.tflite} outputs {outputs.shape[1]} classes, {features_json} "
+                         f"lists {len(labels)} labels")
     predictions = np.argmax(outputs, axis=1)
     cm = metrics.confusion_matrix(y, predictions, num_classes=len(labels))
     print(f"{FLAGS.tflite} on {FLAGS.data_dir} [{FLAGS.split}], runtime {FLAGS.runtime}")

@@ -94,7 +94,7 @@ def representative_inputs(features_int8, num_samples=200, seed=0):
 
 
 def convert_int8(model, representative_features_int8, num_samples=200):
-    """Full-integer int8 flatbuffer (int8 input and output) of a Keras model (float or tfmot QAT)."""
+    """Full-integer int8 flatbuffer (int8 input and output) of a Keras model (float or QAT)."""
     shape = input_signature_shape(model)
     inputs = representative_inputs(representative_features_int8, num_samples)
 
@@ -115,14 +115,16 @@ def convert_int8(model, representative_features_int8, num_samples=200):
     converter.inference_output_type = tf.int8
     # The Feb-2023 Arduino TFLM FULLY_CONNECTED kernel reads one filter scale: keep dense weights
     # per-tensor (conv and depthwise stay per-channel, which every TFLM version supports).
-    converter._experimental_disable_per_channel_quantization_for_dense_layers = True  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access
+    converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     return converter.convert()
 
 
 def ops_details(tflite_bytes):
     """Ops of a flatbuffer: list of dicts (op_name, inputs, outputs, operand/result types)."""
     interpreter = tf.lite.Interpreter(model_content=tflite_bytes)
-    return interpreter._get_ops_details(), interpreter.get_tensor_details()  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access
+    return interpreter._get_ops_details(), interpreter.get_tensor_details()
 
 
 def op_names(tflite_bytes):
@@ -185,7 +187,8 @@ def check_deployable(tflite_bytes, keras_model):
                 problems.append(f"{where}: per-channel weights ({len(scales)} scales); the "
                                 "Arduino TFLM FULLY_CONNECTED kernel needs per-tensor weights")
     if problems:
-        raise DeployError("model cannot run as full int8 on TFLite Micro:\n  " + "\n  ".join(problems))
+        raise DeployError("model cannot run as full int8 on TFLite Micro:\n  "
+                          + "\n  ".join(problems))
 
 
 def check_input_quantization(tflite_bytes, feature_scale):
@@ -195,8 +198,8 @@ def check_input_quantization(tflite_bytes, feature_scale):
     scale, zero_point = detail["quantization"]
     if detail["dtype"] != np.int8 or not np.isclose(scale, feature_scale, rtol=1e-6, atol=0) \
             or zero_point != 0:
-        raise DeployError(f"model input is {np.dtype(detail['dtype']).name} scale {scale} zero point "
-                          f"{zero_point}; expected int8 scale {feature_scale} zero point 0 (the "
+        raise DeployError(f"model input is {np.dtype(detail['dtype']).name} scale {scale} zero "
+                          f"point {zero_point}; expected int8 scale {feature_scale} zero point 0 (the "
                           "representative set must span [-1, 127/128])")
 
 
@@ -217,7 +220,7 @@ def _captured_fd(fd):
 
 
 def tflm_interpreter(tflite_bytes, arena_size=None):
-    """A TFLM (tflite_micro Python runtime, all builtin ops) interpreter; ValueError if init fails."""
+    """TFLM interpreter (tflite_micro Python runtime, all builtin ops); DeployError if init fails."""
     from tflite_micro.python.tflite_micro import runtime  # pylint: disable=import-outside-toplevel
     with _captured_fd(2) as log:
         try:

@@ -4,8 +4,8 @@ What is trained is what the TFLite converter deploys:
 - Conv2D weights: per output channel (tfmot's default, last kernel axis).
 - DepthwiseConv2D weights: per channel of the flattened depthwise output (in_channels * multiplier),
   which is how the converter stores them ([1, kh, kw, in * mult], quantized_dimension 3). tfmot's
-  default depthwise quantizer reduces over the *last* kernel axis (the multiplier, usually 1), i.e. it
-  trains a per-tensor range (tensorflow/model-optimization#808); `DepthwisePerChannelQuantizeConfig`
+  default depthwise quantizer keeps one range per *last* kernel axis entry (the multiplier, usually
+  1), i.e. it trains a per-tensor range (tensorflow/model-optimization#808); `DepthwisePerChannelQuantizeConfig`
   fixes that.
 - Dense weights: per tensor (tfmot's default). The export asks the converter for per-tensor dense
   weights too: the Feb-2023 Arduino TFLM FULLY_CONNECTED kernel reads a single filter scale.
@@ -147,11 +147,13 @@ def fold_for_quantization(model):
         producer = inbound[0]
         root = fold_into.get(producer.name, producer.name)
         root_layer = layers_by_name[root]
-        if not isinstance(root_layer, _WEIGHT_LAYERS) or consumers.get(producer.name) != [layer.name]:
+        if (not isinstance(root_layer, _WEIGHT_LAYERS)
+                or consumers.get(producer.name) != [layer.name]):
             continue
         if producer.name in output_names:
             continue
-        current_activation = activations.get(root, keras.activations.serialize(root_layer.activation))
+        current_activation = activations.get(
+            root, keras.activations.serialize(root_layer.activation))
         if isinstance(layer, keras.layers.BatchNormalization):
             if current_activation != "linear" or not _folds_batchnorm(root_layer, layer):
                 continue
@@ -272,8 +274,8 @@ def _check_weights_fake_quantized(qat_model):
         inner = layer.layer if isinstance(layer, wrapper_cls) else layer
         if not isinstance(inner, _WEIGHT_LAYERS):
             continue
-        if not isinstance(layer, wrapper_cls) or not layer.quantize_config.get_weights_and_quantizers(
-                inner):
+        if (not isinstance(layer, wrapper_cls)
+                or not layer.quantize_config.get_weights_and_quantizers(inner)):
             raise ValueError(f"layer {inner.name} ({type(inner).__name__}) has no weight "
                              "fake-quantization in the QAT model")
 
@@ -295,11 +297,12 @@ def quantization_aware_train(fused_model, train_dataset, validation_dataset=None
 
 
 def fake_quant_depthwise_kernel(qat_model, layer_name):
-    """Depthwise kernel of `layer_name` as the QAT model rounds it (inference mode), [kh, kw, in, mult]."""
+    """Depthwise kernel of `layer_name` as the QAT model rounds it (inference), [kh, kw, in, mult]."""
     wrapper = qat_model.get_layer(_quantized_name(qat_model, layer_name))
     # _weight_vars holds (kernel variable, quantizer, quantizer variables); after a call the layer
     # attribute itself points at the fake-quantized graph tensor, so use the variable.
-    ((kernel, quantizer, quantizer_vars),) = wrapper._weight_vars  # pylint: disable=protected-access
+    # pylint: disable-next=protected-access
+    ((kernel, quantizer, quantizer_vars),) = wrapper._weight_vars
     return quantizer(kernel, False, quantizer_vars).numpy()
 
 
