@@ -26,6 +26,7 @@ from tflm_kws import io_utils
 KEEP_CHECKPOINTS = 3
 RUN_FILE = "run.json"
 STATE_FILE = "state.json"
+SCRATCH_DIR = "worker-scratch"  # a non-chief worker's saves in multi-worker training
 
 
 class RunMismatchError(ValueError):
@@ -98,10 +99,12 @@ class EpochCheckpoint(keras.callbacks.Callback):
         self.train_examples = int(train_examples)
         self.chief = chief
         self.monitor = monitor
-        # Multi-worker: every worker saves (saving may need all of them), non-chiefs to a scratch dir.
-        self._manager_dir = checkpoint_dir if chief else os.path.join(checkpoint_dir, "worker-scratch")
-        self.manager = tf.train.CheckpointManager(checkpoint, self._manager_dir,
-                                                  max_to_keep=KEEP_CHECKPOINTS, checkpoint_name="ckpt")
+        # Multi-worker: saving reads synchronised variables (BatchNorm statistics, metrics), which
+        # takes every worker, so all of them save the same things; non-chiefs to a scratch dir.
+        self._write_dir = checkpoint_dir if chief else os.path.join(checkpoint_dir, SCRATCH_DIR)
+        self.manager = tf.train.CheckpointManager(checkpoint, self._write_dir,
+                                                  max_to_keep=KEEP_CHECKPOINTS,
+                                                  checkpoint_name="ckpt")
         # Wall time of the run = each session's time up to its last committed epoch, summed.
         self.last_commit_time = session_start if session_start is not None else time.perf_counter()
         self._committed_seconds = float(state.get("wall_seconds", 0.0))
@@ -137,14 +140,10 @@ class EpochCheckpoint(keras.callbacks.Callback):
 
         path = self.manager.save(checkpoint_number=completed)
         best = self.state.get("best")
-        improved = best is None or record[self.monitor] > best["value"]
-        if not self.chief:
-            return
-        if improved:
-            best_name = f"best-{completed:04d}.keras"
-            io_utils.atomic_save_keras(self.model, os.path.join(self.checkpoint_dir, best_name))
-            best = {"epoch": completed, "value": record[self.monitor], "model": best_name,
-                    "metric": self.monitor}
+        if best is None or record[self.monitor] > best["value"]:
+            best = {"epoch": completed, "value": record[self.monitor], "metric": self.monitor,
+                    "model": f"best-{completed:04d}.keras"}
+            io_utils.atomic_save_keras(self.model, os.path.join(self._write_dir, best["model"]))
         now = time.perf_counter()
         history = self.state.setdefault("history", [])
         del history[epoch:]  # an epoch redone after a kill replaces its uncommitted record
@@ -155,14 +154,16 @@ class EpochCheckpoint(keras.callbacks.Callback):
             "best": best,
             "wall_seconds": self._committed_seconds + now - self.last_commit_time,
         })
-        io_utils.atomic_write_json(os.path.join(self.checkpoint_dir, STATE_FILE), self.state)
+        if self.chief:
+            io_utils.atomic_write_json(os.path.join(self.checkpoint_dir, STATE_FILE), self.state)
         self._committed_seconds, self.last_commit_time = self.state["wall_seconds"], now
-        remove_uncommitted_best(self.checkpoint_dir, best["model"])
+        remove_uncommitted_best(self._write_dir, best["model"])
 
     def restore_best(self):
-        """Loads the best-on-validation weights into the model (chief; others have no best file)."""
+        """Loads the best-on-validation weights into the model (every worker, from the chief's file:
+        multi-worker training needs output_dir on a filesystem all workers share)."""
         best = self.state.get("best")
-        if self.chief and best is not None:
+        if best is not None:
             best_model = keras.models.load_model(os.path.join(self.checkpoint_dir, best["model"]),
                                                  compile=False)
             self.model.set_weights(best_model.get_weights())

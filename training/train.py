@@ -104,62 +104,60 @@ def _json_object(name):
     return check
 
 
-def _define_flags():
-    data_defaults = kws_data.DataSpec()
-    flags.DEFINE_string("data_dir", None,
-                        "Speech Commands tree or a folder-per-label tree of audio files. Absent: "
-                        "the synthetic wake-word set (espeak-ng) for --wake_word.")
-    flags.DEFINE_list("wanted_words", None,
-                      "Comma-separated words to classify (others become _unknown_). Default: the 10 "
-                      "standard Speech Commands words, or every label folder of a custom tree.")
-    flags.DEFINE_string("wake_word", data_defaults.wake_word,
-                        "Phrase of the synthetic wake-word set (used when --data_dir is absent).")
-    flags.DEFINE_string("data_params", "{}",
-                        "JSON object of further tflm_kws.data.DataSpec fields, e.g. "
-                        "'{\"validation_percentage\": 10}'.")
-    flags.DEFINE_string("frontend_params", "{}",
-                        "JSON object of FrontendConfig fields overriding micro_speech's defaults.")
-    flags.DEFINE_enum("model", "repcnn", sorted(models.MODELS), "Model of the zoo to train.")
-    flags.DEFINE_string("model_params", "{}",
-                        "JSON object of the model's hyper-parameters, e.g. '{\"width\": 32}'.")
-    flags.DEFINE_integer("epochs", TrainConfig.epochs, "Training epochs.", lower_bound=1)
-    flags.DEFINE_integer("batch_size", TrainConfig.batch_size,
-                         "Global batch size (split across replicas by --strategy).", lower_bound=1)
-    flags.DEFINE_float("learning_rate", TrainConfig.learning_rate,
-                       "Peak learning rate (AdamW).")
-    flags.DEFINE_enum("lr_schedule", TrainConfig.lr_schedule, list(LR_SCHEDULES),
-                      "cosine: linear warm-up over --warmup_fraction of the steps, then cosine "
-                      "decay to 0. constant: --learning_rate throughout.")
-    flags.DEFINE_float("warmup_fraction", TrainConfig.warmup_fraction,
-                       "Fraction of all training steps spent warming up (cosine schedule).",
-                       lower_bound=0.0, upper_bound=0.5)
-    flags.DEFINE_float("weight_decay", TrainConfig.weight_decay,
-                       "Decoupled weight decay of AdamW (not applied to biases and BatchNorm).",
-                       lower_bound=0.0)
-    flags.DEFINE_integer("seed", TrainConfig.seed,
-                         "Seed of weight initialisation, data split/synthesis and shuffling.")
-    flags.DEFINE_string("output_dir", None, "Output directory (see docs/training.md).")
-    flags.DEFINE_boolean("resume", True,
-                         "Continue the run in --output_dir after its last completed epoch. "
-                         "--noresume discards that run and starts over.")
-    flags.DEFINE_integer("fuse_every", TrainConfig.fuse_every,
-                         "Also fuse and verify the model every N epochs, logging the fused model's "
-                         "validation accuracy (0: only at the end).", lower_bound=0)
-    flags.DEFINE_enum("strategy", "default", list(STRATEGIES),
-                      "tf.distribute strategy: default (one device), mirrored (all local GPUs), "
-                      "multi_worker (MultiWorkerMirroredStrategy; needs TF_CONFIG).")
-    flags.DEFINE_string("cache_dir", DEFAULT_CACHE_DIR,
-                        "Cache of decoded audio and features (shared between runs).")
-    flags.mark_flag_as_required("output_dir")
+def define_flags(flag_values=FLAGS):
+    """Registers the command-line flags on `flag_values` (__main__ calls it: importing defines none,
+    so this module and other entry points can be imported side by side)."""
+    fv = flag_values
+    string, integer, real, enum = (flags.DEFINE_string, flags.DEFINE_integer, flags.DEFINE_float,
+                                   flags.DEFINE_enum)
+    string("data_dir", None, "Speech Commands tree or a folder-per-label tree of audio files. "
+           "Absent: the synthetic wake-word set (espeak-ng) for --wake_word.", flag_values=fv)
+    flags.DEFINE_list("wanted_words", None, "Comma-separated words to classify (other words become "
+                      "_unknown_). Default: the 10 standard Speech Commands words, or every word "
+                      "folder of a custom tree.", flag_values=fv)
+    string("wake_word", kws_data.DataSpec().wake_word,
+           "Phrase of the synthetic wake-word set (used when --data_dir is absent).", flag_values=fv)
+    string("data_params", "{}", "JSON object of further tflm_kws.data.DataSpec fields, e.g. "
+           "'{\"synthetic_positives\": 600}'.", flag_values=fv)
+    string("frontend_params", "{}", "JSON object of FrontendConfig fields overriding TFLM "
+           "micro_speech's defaults.", flag_values=fv)
+    enum("model", "repcnn", sorted(models.MODELS), "Model of the zoo to train.", flag_values=fv)
+    string("model_params", "{}", "JSON object of the model's hyper-parameters, e.g. "
+           "'{\"width\": 32}'.", flag_values=fv)
+    integer("epochs", TrainConfig.epochs, "Training epochs.", lower_bound=1, flag_values=fv)
+    integer("batch_size", TrainConfig.batch_size,
+            "Global batch size (split across replicas by --strategy).", lower_bound=1,
+            flag_values=fv)
+    real("learning_rate", TrainConfig.learning_rate, "Peak learning rate (AdamW).", flag_values=fv)
+    enum("lr_schedule", TrainConfig.lr_schedule, list(LR_SCHEDULES),
+         "cosine: linear warm-up over --warmup_fraction of all steps, then cosine decay to 0. "
+         "constant: --learning_rate throughout.", flag_values=fv)
+    real("warmup_fraction", TrainConfig.warmup_fraction,
+         "Fraction of all training steps spent warming up (cosine schedule).", lower_bound=0.0,
+         upper_bound=0.5, flag_values=fv)
+    real("weight_decay", TrainConfig.weight_decay, "Decoupled weight decay of AdamW (biases and "
+         "BatchNorm parameters excluded).", lower_bound=0.0, flag_values=fv)
+    integer("seed", TrainConfig.seed,
+            "Seed of weight initialisation, data split/synthesis and shuffling.", flag_values=fv)
+    string("output_dir", None, "Output directory (see docs/training.md).", flag_values=fv)
+    flags.DEFINE_boolean("resume", True, "Continue the run in --output_dir after its last "
+                         "completed epoch; --noresume discards that run and starts over.",
+                         flag_values=fv)
+    integer("fuse_every", TrainConfig.fuse_every, "Also fuse and verify the model every N epochs, "
+            "logging the fused model's validation accuracy (0: only at the end).", lower_bound=0,
+            flag_values=fv)
+    enum("strategy", "default", list(STRATEGIES), "tf.distribute strategy: default (one device), "
+         "mirrored (all local GPUs), multi_worker (MultiWorkerMirroredStrategy; needs TF_CONFIG).",
+         flag_values=fv)
+    string("cache_dir", DEFAULT_CACHE_DIR,
+           "Cache of decoded audio and features (shared between runs).", flag_values=fv)
+    flags.mark_flag_as_required("output_dir", flag_values=fv)
     for name in ("data_params", "frontend_params", "model_params"):
-        flags.register_validator(name, _json_object(name))
+        flags.register_validator(name, _json_object(name), flag_values=fv)
     flags.register_validator("learning_rate", lambda value: value > 0,
-                             message="--learning_rate must be > 0")
+                             message="--learning_rate must be > 0", flag_values=fv)
     flags.register_validator("output_dir", lambda value: value is None or value.strip() != "",
-                             message="--output_dir must not be empty")
-
-
-_define_flags()
+                             message="--output_dir must not be empty", flag_values=fv)
 
 
 def model_hparams(name, overrides):
@@ -181,32 +179,33 @@ def model_hparams(name, overrides):
     return checkpointing.canonical(hparams)
 
 
-def config_from_flags():
+def config_from_flags(flag_values=FLAGS):
     """TrainConfig from the parsed flags; UserInputError names the flag that is wrong."""
-    data_params = json.loads(FLAGS.data_params)
+    fv = flag_values
+    data_params = json.loads(fv.data_params)
     clash = sorted(set(data_params) & set(DATA_FLAG_FIELDS))
     if clash:
         raise UserInputError(f"--data_params may not set {clash}: use the flag(s) "
                              f"{', '.join('--' + c for c in clash)}")
-    data_dir = os.path.abspath(FLAGS.data_dir) if FLAGS.data_dir else None
-    spec_dict = dict(data_params, data_dir=data_dir, wanted_words=FLAGS.wanted_words,
-                     wake_word=FLAGS.wake_word, seed=FLAGS.seed)
+    data_dir = os.path.abspath(fv.data_dir) if fv.data_dir else None
+    spec_dict = dict(data_params, data_dir=data_dir, wanted_words=fv.wanted_words,
+                     wake_word=fv.wake_word, seed=fv.seed)
     try:
         spec = kws_data.DataSpec.from_dict(spec_dict)
     except (TypeError, ValueError) as e:
         raise UserInputError(f"--data_params / data flags: {e}") from None
     try:
-        frontend_config = frontend.FrontendConfig.from_dict(json.loads(FLAGS.frontend_params))
+        frontend_config = frontend.FrontendConfig.from_dict(json.loads(fv.frontend_params))
     except (TypeError, ValueError) as e:
         raise UserInputError(f"--frontend_params: {e}") from None
     return TrainConfig(
-        output_dir=os.path.abspath(FLAGS.output_dir), model=FLAGS.model,
-        model_params=model_hparams(FLAGS.model, json.loads(FLAGS.model_params)),
-        data_spec=spec, frontend_config=frontend_config, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
-        learning_rate=FLAGS.learning_rate, lr_schedule=FLAGS.lr_schedule,
-        warmup_fraction=FLAGS.warmup_fraction, weight_decay=FLAGS.weight_decay, seed=FLAGS.seed,
-        resume=FLAGS.resume, fuse_every=FLAGS.fuse_every,
-        cache_dir=os.path.abspath(os.path.expanduser(FLAGS.cache_dir)))
+        output_dir=os.path.abspath(fv.output_dir), model=fv.model,
+        model_params=model_hparams(fv.model, json.loads(fv.model_params)),
+        data_spec=spec, frontend_config=frontend_config, epochs=fv.epochs, batch_size=fv.batch_size,
+        learning_rate=fv.learning_rate, lr_schedule=fv.lr_schedule,
+        warmup_fraction=fv.warmup_fraction, weight_decay=fv.weight_decay, seed=fv.seed,
+        resume=fv.resume, fuse_every=fv.fuse_every,
+        cache_dir=os.path.abspath(os.path.expanduser(fv.cache_dir)))
 
 
 def make_strategy(name):
@@ -304,10 +303,10 @@ def run_training(config, strategy=None):
     out = config.output_dir
     checkpoint_dir = os.path.join(out, CHECKPOINTS_DIR)
     state = _prepare_output_dir(config) if chief else None
-    if chief:
+    run_file = os.path.join(checkpoint_dir, checkpointing.RUN_FILE)
+    if chief and not os.path.exists(run_file):
         os.makedirs(checkpoint_dir, exist_ok=True)
-        io_utils.atomic_write_json(os.path.join(checkpoint_dir, checkpointing.RUN_FILE),
-                                   config.identity())
+        io_utils.atomic_write_json(run_file, config.identity())
     if state is None and not chief and os.path.exists(
             os.path.join(checkpoint_dir, checkpointing.STATE_FILE)):
         state = checkpointing.read_json(os.path.join(checkpoint_dir, checkpointing.STATE_FILE))
@@ -378,6 +377,7 @@ def run_training(config, strategy=None):
     model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=initial_epoch,
               callbacks=callbacks, verbose=config.verbose)
     if not chief:
+        shutil.rmtree(os.path.join(checkpoint_dir, checkpointing.SCRATCH_DIR), ignore_errors=True)
         return None
     return _finalize(config, data, labels, num_examples, state, steps_per_epoch, model,
                      epoch_checkpoint.last_commit_time)
@@ -462,4 +462,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    define_flags()
     app.run(main)
