@@ -123,7 +123,7 @@ def define_flags(flag_values=FLAGS):
            "micro_speech's defaults.", flag_values=fv)
     enum("model", "repcnn", sorted(models.MODELS), "Model of the zoo to train.", flag_values=fv)
     string("model_params", "{}", "JSON object of the model's hyper-parameters, e.g. "
-           "'{\"width\": 32}'.", flag_values=fv)
+           "'{\"channels\": 24}'.", flag_values=fv)
     integer("epochs", TrainConfig.epochs, "Training epochs.", lower_bound=1, flag_values=fv)
     integer("batch_size", TrainConfig.batch_size,
             "Global batch size (split across replicas by --strategy).", lower_bound=1,
@@ -340,7 +340,10 @@ def run_training(config, strategy=None):
     input_shape = (*config.frontend_config.feature_shape, 1)
 
     with strategy.scope():
-        model = models.build(config.model, input_shape, len(labels), **config.model_params)
+        try:
+            model = models.build(config.model, input_shape, len(labels), **config.model_params)
+        except ValueError as e:
+            raise UserInputError(f"--model_params: {e}") from None
         optimizer = keras.optimizers.AdamW(
             learning_rate=learning_rate_schedule(config, steps_per_epoch),
             weight_decay=config.weight_decay)
@@ -353,7 +356,7 @@ def run_training(config, strategy=None):
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
     if initial_epoch:
         path = os.path.join(checkpoint_dir, state["checkpoint"])
-        checkpoint.read(path).assert_existing_objects_matched()
+        checkpoint.restore(path).assert_existing_objects_matched()
         print(f"Resuming after epoch {initial_epoch} of {config.epochs} from {path}", flush=True)
 
     x_probe, _ = data.features("validation")
