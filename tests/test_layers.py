@@ -1,6 +1,7 @@
 """RepConv2D / RepDepthwiseConv2D: exact fusion over a seeded sweep, validation, serialization."""
 import numpy as np
 import pytest
+import tensorflow as tf
 import tf_keras as keras
 
 from tflm_kws import RepConv2D, RepDepthwiseConv2D
@@ -195,3 +196,23 @@ def test_keras_file_round_trip(tmp_path):
         for got, want in zip(loaded.get_layer(name).fused_kernel_and_bias(),
                              model.get_layer(name).fused_kernel_and_bias()):
             np.testing.assert_array_equal(got, want)
+
+
+def test_unknown_input_length_fuses_exactly():
+    """'same' padding with stride 2 depends on the input length's parity; with a length only known
+    at run time the training form computes it on the fly, for even and odd lengths alike."""
+    rng = np.random.default_rng(7)
+    inputs = keras.Input((None, 1, 4))
+    layer = RepConv2D(3, (5, 1), strides=(2, 1), branches=[(5, 1), (3, 1), (1, 1)], name="stream")
+    model = keras.Model(inputs, layer(inputs))
+    randomize_batch_norms(model, rng)
+    deploy = layer.deploy_layer()
+    deploy.build((None, None, 1, 4))
+    deploy.set_weights(list(layer.fused_kernel_and_bias()))
+    # Traced once with an unknown length, so the padding really is computed at run time.
+    multi_branch = tf.function(model, autograph=False,
+                               input_signature=[tf.TensorSpec((None, None, 1, 4), tf.float32)])
+    for length in (10, 11):
+        x = rng.normal(size=(2, length, 1, 4)).astype(np.float32)
+        multi = multi_branch(x).numpy()
+        assert np.max(np.abs(deploy(x).numpy() - multi)) <= 1e-5 * np.max(np.abs(multi))
