@@ -1,0 +1,107 @@
+"""DataSpec: everything that decides which clips, labels, splits and augmentations a run uses."""
+import dataclasses
+from typing import Optional
+
+SILENCE_LABEL = "_silence_"
+UNKNOWN_LABEL = "_unknown_"
+BACKGROUND_NOISE_DIR = "_background_noise_"
+# The 10 words of the standard 12-class Speech Commands task, in the usual label order.
+STANDARD_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
+
+
+@dataclasses.dataclass
+class DataSpec:
+    """Where the data comes from and how it is split and augmented.
+
+    data_dir=None selects the synthetic wake-word set (espeak-ng); otherwise data_dir is a Speech
+    Commands raw layout, a canonical test-set layout (folders `_silence_`, `_unknown_`, ...), or any
+    folder-per-label tree.
+    """
+    data_dir: Optional[str] = None
+    # Words that are classes; None -> the 10 standard words when data_dir holds all of them, else
+    # every word folder. Other word folders feed `_unknown_`.
+    wanted_words: Optional[list] = None
+    wake_word: str = "hey tiny"
+    # Sizes of `_silence_` and `_unknown_`, as % of the wanted-word clips in each split.
+    silence_percentage: float = 10.0
+    unknown_percentage: float = 10.0
+    # Used only when validation_list.txt / testing_list.txt are absent (speaker-hash rule).
+    validation_percentage: float = 10.0
+    testing_percentage: float = 10.0
+    seed: int = 0
+    # Audio-domain augmentation, computed once per training clip and cached: this many variants,
+    # each with a random time shift and, with probability background_frequency, background noise
+    # at a random SNR in [snr_db_min, snr_db_max].
+    augment_variants: int = 4
+    time_shift_ms: float = 100.0
+    background_frequency: float = 0.8
+    snr_db_min: float = 0.0
+    snr_db_max: float = 20.0
+    # SpecAugment, applied on the fly in tf.data: masks of up to this many frames / channels.
+    time_masks: int = 2
+    time_mask_max_frames: int = 5
+    freq_masks: int = 2
+    freq_mask_max_channels: int = 4
+    # Synthetic set (data_dir=None): clips of the wake word and of other words / near misses.
+    synthetic_positives: int = 1200
+    synthetic_negatives: int = 1200
+
+    # Fields that change the cached features (everything but the on-the-fly SpecAugment).
+    ON_THE_FLY = ("time_masks", "time_mask_max_frames", "freq_masks", "freq_mask_max_channels")
+
+    def __post_init__(self):
+        if self.wanted_words is not None:
+            if isinstance(self.wanted_words, str):
+                self.wanted_words = [w.strip() for w in self.wanted_words.split(",") if w.strip()]
+            self.wanted_words = [str(w) for w in self.wanted_words]
+            if not self.wanted_words:
+                raise ValueError("DataSpec.wanted_words is empty; give at least one word or None")
+            duplicates = sorted({w for w in self.wanted_words if self.wanted_words.count(w) > 1})
+            if duplicates:
+                raise ValueError(f"DataSpec.wanted_words repeats {duplicates}")
+            reserved = [w for w in self.wanted_words if w in (SILENCE_LABEL, UNKNOWN_LABEL)]
+            if reserved:
+                raise ValueError(f"DataSpec.wanted_words must not contain {reserved} (added "
+                                 f"automatically)")
+        for name in ("silence_percentage", "unknown_percentage", "validation_percentage",
+                     "testing_percentage"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 100.0:
+                raise ValueError(f"DataSpec.{name} must be in [0, 100], got {value}")
+        if self.validation_percentage + self.testing_percentage >= 100.0:
+            raise ValueError("DataSpec: validation_percentage + testing_percentage must be < 100")
+        if not self.wake_word.strip():
+            raise ValueError("DataSpec.wake_word is empty")
+        if self.augment_variants < 0 or self.synthetic_positives < 1 or self.synthetic_negatives < 1:
+            raise ValueError("DataSpec: augment_variants must be >= 0 and synthetic_* >= 1")
+        if not 0.0 <= self.background_frequency <= 1.0:
+            raise ValueError(f"DataSpec.background_frequency must be in [0, 1], got "
+                             f"{self.background_frequency}")
+        if self.snr_db_min > self.snr_db_max:
+            raise ValueError("DataSpec: snr_db_min must be <= snr_db_max")
+
+    @property
+    def wake_label(self) -> str:
+        """Label of the synthetic wake word ('hey tiny' -> 'hey_tiny')."""
+        return "_".join(self.wake_word.lower().split())
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        if d["wanted_words"] is not None:
+            d["wanted_words"] = list(d["wanted_words"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataSpec":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ValueError(f"DataSpec: unknown key(s) {unknown}; valid keys: {sorted(names)}")
+        return cls(**d)
+
+    def cache_fields(self) -> dict:
+        """The fields the cached features depend on."""
+        d = self.to_dict()
+        for name in self.ON_THE_FLY:
+            d.pop(name)
+        return d
