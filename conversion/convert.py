@@ -21,6 +21,7 @@ from absl import flags
 from absl import logging
 
 from tflm_kws import carray
+from tflm_kws import complexity
 from tflm_kws import evaluate
 from tflm_kws import export
 from tflm_kws import frontend
@@ -256,7 +257,6 @@ def run(model_dir, qat_epochs=3, data_dir=None, output_dir=None, arduino_dir=Non
     tflite_bytes, report = convert_and_verify(
         model, dataset, labels, qat_epochs, learning_rate=learning_rate, batch_size=batch_size,
         representative_samples=representative_samples, log=logging.info)
-    from tflm_kws import complexity  # pylint: disable=import-outside-toplevel
     report.update(complexity.count_params_and_macs(model))
     report["model"] = training_metrics.get("model", model.name)
     report["data_dir"] = (data_dir if data_dir is not None else (data_spec or {}).get("data_dir"))

@@ -61,6 +61,8 @@ def test_qat_depthwise_per_channel_matches_converter_weights():
     tflite_bytes = export.convert_int8(qat, _features(20, seed=3))
     export.check_deployable(tflite_bytes, qat)
     export.check_input_quantization(tflite_bytes, 1 / 128)
+    # Pools keep their input's scale: no requantizing QUANTIZE op after them.
+    assert "QUANTIZE" not in export.op_names(tflite_bytes)
 
     ((op, tensors),) = _tensors_of(tflite_bytes, "DEPTHWISE_CONV_2D")
     weights = tensors[op["inputs"][1]]

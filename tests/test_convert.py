@@ -1,8 +1,12 @@
 """python -m conversion.convert: bad input, and the whole pipeline on a one-epoch model."""
+import json
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import REPO
+from tflm_kws import export
 
 
 def _convert(*args):
@@ -22,3 +26,56 @@ def test_missing_fused_model_is_named(tmp_path):
     assert result.returncode != 0
     assert f"fused plain-graph model (fused.keras) not found: {tmp_path / 'fused.keras'}" \
         in result.stderr
+
+
+# --- The whole pipeline on a one-epoch model trained on the Speech Commands fixture. ---
+
+FIXTURE = REPO / "tests" / "fixtures" / "speech_commands_mini"
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A one-epoch training output directory (model 'cnn', classes yes / no + silence, unknown)."""
+    from tflm_kws import data as kws_data  # pylint: disable=import-outside-toplevel
+    from training import train  # pylint: disable=import-outside-toplevel
+    out = tmp_path_factory.mktemp("run")
+    cache = tmp_path_factory.mktemp("cache")
+    config = train.TrainConfig(
+        output_dir=str(out), model="cnn", model_params=train.model_hparams("cnn", {}),
+        data_spec=kws_data.DataSpec(data_dir=str(FIXTURE), wanted_words=["yes", "no"],
+                                    augment_variants=1),
+        epochs=1, batch_size=16, cache_dir=str(cache), verbose=0)
+    train.run_training(config)
+    return out
+
+
+def test_convert_end_to_end_with_qat(trained_run, tmp_path):
+    out = tmp_path / "converted"
+    sketch = tmp_path / "sketch"
+    sketch.mkdir()
+    result = _convert(f"--model_dir={trained_run}", f"--output_dir={out}", "--qat_epochs=1",
+                      f"--arduino_dir={sketch}", "--batch_size=16")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    tflite_bytes = (out / "model_int8.tflite").read_bytes()
+
+    assert report["tflm_identical_outputs"] == report["test_clips"] > 0
+    assert report["flatbuffer_bytes"] == len(tflite_bytes)
+    assert report["input_quantization"] == {"dtype": "int8", "scale": 1 / 128, "zero_point": 0}
+    assert set(report["ops"]) <= set(export.TFLM_OPS) and "CONV_2D" in report["ops"]
+    assert report["params"] > 0 and report["macs"] > report["params"]
+    assert report["tensor_arena_size"] >= report["arena_used_bytes"] + 1024
+    for key in ("float_accuracy", "int8_accuracy", "tflm_accuracy", "qat_keras_accuracy",
+                "ptq_int8_accuracy", "tflite_default_kernels_accuracy"):
+        assert 0.0 <= report[key] <= 1.0, key
+    assert report["tflm_accuracy"] == report["int8_accuracy"]  # identical outputs
+    assert report["int8_minus_float"] == pytest.approx(report["int8_accuracy"]
+                                                       - report["float_accuracy"])
+    # The summary ends with the artifact paths.
+    assert result.stdout.strip().splitlines()[-1] == str(out / "report.md")
+    for name in ("model_data.h", "model_data.cc"):
+        assert (out / name).read_text() == (sketch / name).read_text()
+    header = (out / "model_data.h").read_text()
+    assert f"constexpr int kTensorArenaSize = {report['tensor_arena_size']};" in header
+    assert f"constexpr int kModelOpCount = {len(report['ops'])};" in header
+    assert "| int8 accuracy, TFLite Micro |" in (out / "report.md").read_text()

@@ -94,11 +94,39 @@ class DepthwisePerChannelQuantizeConfig(tfmot.quantization.keras.QuantizeConfig)
         return {}
 
 
+class SameScaleQuantizeConfig(tfmot.quantization.keras.QuantizeConfig):
+    """No fake quantization: for ops whose int8 kernels keep the input scale (average/max pool).
+
+    TFLite's int8 AVERAGE_POOL_2D and MAX_POOL_2D require output scale == input scale; a separately
+    trained output range (tfmot's default for pooling) makes the converter add a QUANTIZE op after
+    the pool to rescale. Without it the pool simply inherits its input's range.
+    """
+
+    def get_weights_and_quantizers(self, layer):
+        return []
+
+    def get_activations_and_quantizers(self, layer):
+        return []
+
+    def set_quantize_weights(self, layer, quantize_weights):
+        pass
+
+    def set_quantize_activations(self, layer, quantize_activations):
+        pass
+
+    def get_output_quantizers(self, layer):
+        return []
+
+    def get_config(self):
+        return {}
+
+
 def quantize_scope():
     """tfmot's quantize_scope plus this module's quantizer and config (for load/clone)."""
     return tfmot.quantization.keras.quantize_scope({
         "DepthwisePerChannelWeightsQuantizer": DepthwisePerChannelWeightsQuantizer,
         "DepthwisePerChannelQuantizeConfig": DepthwisePerChannelQuantizeConfig,
+        "SameScaleQuantizeConfig": SameScaleQuantizeConfig,
     })
 
 
@@ -226,11 +254,14 @@ def _output_channels(layer, kernel):
 
 
 def annotate(model):
-    """Annotates every layer for tfmot; DepthwiseConv2D gets the per-channel config."""
+    """Annotates every layer for tfmot: DepthwiseConv2D per channel, pools same-scale, rest default."""
     def annotate_depthwise(layer):
         if isinstance(layer, keras.layers.DepthwiseConv2D):
             return tfmot.quantization.keras.quantize_annotate_layer(
                 layer, quantize_config=DepthwisePerChannelQuantizeConfig())
+        if isinstance(layer, (keras.layers.AveragePooling2D, keras.layers.MaxPooling2D)):
+            return tfmot.quantization.keras.quantize_annotate_layer(
+                layer, quantize_config=SameScaleQuantizeConfig())
         return layer.__class__.from_config(layer.get_config())
     depthwise_annotated = keras.models.clone_model(model, clone_function=annotate_depthwise)
     # quantize_annotate_model keeps existing annotations and annotates the rest with defaults.
