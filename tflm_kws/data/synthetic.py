@@ -134,7 +134,7 @@ def _speech_clip(engine, rng, text, voice, noises, clip_samples, sample_rate):
     raw = raw[active[0]:active[-1] + 1]
     speech = resample_fft(raw, engine.sample_rate, sample_rate)
     speech *= 10.0 ** (rng.uniform(*GAIN_DBFS_RANGE) / 20.0) / np.max(np.abs(speech))
-    description = f"{text!r} {voice} rate={rate} pitch={pitch}"
+    description = f"{voice} rate={rate} pitch={pitch} {text!r}"
     if rng.random() < REVERB_PROBABILITY:
         rt60 = rng.uniform(*RT60_RANGE_S)
         rir = noise.room_impulse_response(rng, sample_rate, rt60)
