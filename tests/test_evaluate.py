@@ -46,3 +46,42 @@ def test_cli_names_a_missing_model(tmp_path):
          f"--data_dir={tmp_path}"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode != 0
     assert f"no such file: {missing}" in result.stderr
+
+
+FIXTURE = REPO / "tests" / "fixtures" / "speech_commands_mini"
+
+
+def test_cli_on_the_fixture_matches_the_library(tmp_path):
+    """An int8 model of 4 classes (features.json beside it) evaluated on the fixture's test split."""
+    import tf_keras as keras  # pylint: disable=import-outside-toplevel
+    from tflm_kws import data as kws_data  # pylint: disable=import-outside-toplevel
+    from tflm_kws import export, frontend  # pylint: disable=import-outside-toplevel
+
+    spec = kws_data.DataSpec(data_dir=str(FIXTURE), wanted_words=["yes", "no"], augment_variants=0)
+    config = frontend.FrontendConfig()
+    dataset = kws_data.load(spec, config, str(tmp_path / "cache"))
+    x_test, y_test = dataset.features("testing")
+    x_train, _ = dataset.features("training")
+
+    inputs = keras.Input((49, 40, 1))
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", activation="relu")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(len(dataset.labels))(x))
+    tflite_path = tmp_path / "model" / "m.tflite"
+    tflite_path.parent.mkdir()
+    tflite_bytes = export.convert_int8(model, x_train)
+    tflite_path.write_bytes(tflite_bytes)
+    frontend.save_features_json(tflite_path.parent / "features.json", config, dataset.labels,
+                                spec.to_dict())
+    png = tmp_path / "cm.png"
+    result = subprocess.run(
+        [sys.executable, "-m", "tflm_kws.evaluate", f"--tflite={tflite_path}",
+         f"--data_dir={FIXTURE}", "--runtime=tflm", f"--confusion_png={png}",
+         f"--cache_dir={tmp_path / 'cache'}"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    predictions = np.argmax(evaluate.run_tflite(tflite_bytes, x_test, "tflm"), axis=1)
+    expected = f"accuracy: {metrics.accuracy(y_test, predictions):.4f} ({len(y_test)} clips)"
+    assert expected in result.stdout.splitlines()
+    for label in dataset.labels:
+        assert any(line.strip().startswith(f"{label}:") for line in result.stdout.splitlines())
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
