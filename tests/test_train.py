@@ -7,6 +7,7 @@ Data: the Speech Commands fixture (36 clips of yes/no/bed/cat, tests/fixtures), 
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -54,7 +55,8 @@ def _config(output_dir, cache_dir, **overrides):
 
 def _cli(output_dir, cache_dir, *extra):
     return [sys.executable, "-m", "training.train", "--model=repcnn", f"--output_dir={output_dir}",
-            f"--cache_dir={cache_dir}", f"--data_dir={FIXTURE}", f"--wanted_words={','.join(WORDS)}",
+            f"--cache_dir={cache_dir}", f"--data_dir={FIXTURE}",
+            f"--wanted_words={','.join(WORDS)}",
             f"--data_params={json.dumps(DATA_PARAMS)}", "--batch_size=16", *extra]
 
 
@@ -231,7 +233,8 @@ def test_multi_worker_needs_tf_config(monkeypatch):
 
 def test_cli_unknown_word_is_a_clear_error_and_helpfull_lists_the_flags(tmp_path, cache_dir):
     # The last --wanted_words wins.
-    bad = subprocess.run(_cli(tmp_path / "run", cache_dir, "--epochs=1", "--wanted_words=yes,zebra"),
+    bad = subprocess.run(_cli(tmp_path / "run", cache_dir, "--epochs=1",
+                              "--wanted_words=yes,zebra"),
                          cwd=REPO, capture_output=True, text=True, timeout=300)
     assert bad.returncode != 0
     assert "zebra" in bad.stderr and "Traceback" not in bad.stderr, bad.stderr[-3000:]
@@ -241,3 +244,25 @@ def test_cli_unknown_word_is_a_clear_error_and_helpfull_lists_the_flags(tmp_path
                  "batch_size", "learning_rate", "lr_schedule", "weight_decay", "seed",
                  "output_dir", "resume", "fuse_every", "strategy", "cache_dir"):
         assert f"--{flag}" in helpfull.stdout, flag
+
+
+def test_noresume_starts_over_in_another_commands_dir(one_epoch_run, tmp_path):
+    source, config, _ = one_epoch_run
+    out = tmp_path / "run"
+    shutil.copytree(source, out)
+    result = train.run_training(_config(out, config.cache_dir, model="cnn", resume=False,
+                                        model_params=train.model_hparams("cnn", {})))
+    assert result["model"] == "cnn"
+    assert _assert_contract(out, epochs=1) == json.loads(json.dumps(result))
+    assert json.loads((out / "checkpoints" / "run.json").read_text())["model"] == "cnn"
+    fused = keras.models.load_model(out / "fused.keras", compile=False)
+    assert result["params"] == fused.count_params()
+
+
+def test_bad_data_dir_is_named_and_leaves_the_dir_resumable(tmp_path, cache_dir):
+    out = tmp_path / "run"
+    bad = _config(out, cache_dir, data_spec=kws_data.DataSpec(data_dir=str(tmp_path / "nowhere")))
+    with pytest.raises(train.UserInputError, match="nowhere"):
+        train.run_training(bad)
+    # Nothing recorded the failed command as this directory's run.
+    assert not (out / "checkpoints" / "run.json").exists()

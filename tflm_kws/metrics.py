@@ -55,7 +55,7 @@ def accuracy_from_confusion(cm):
 
 
 def predict_classes(model, inputs, batch_size=256):
-    """Argmax class of a Keras classifier (logits or probabilities) over `inputs`, as np.int32 [N]."""
+    """Argmax class of a Keras classifier (logits or probabilities) on `inputs`: np.int32 [N]."""
     outputs = model.predict(inputs, batch_size=batch_size, verbose=0)
     return np.argmax(outputs, axis=-1).astype(np.int32)
 
@@ -68,7 +68,8 @@ def plot_confusion_matrix(cm, labels, path, title="Confusion matrix"):
     cm = np.asarray(cm)
     labels = list(labels)
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] != len(labels):
-        raise ValueError(f"confusion matrix of shape {cm.shape} does not match {len(labels)} labels")
+        raise ValueError(f"confusion matrix of shape {cm.shape} does not match "
+                         f"{len(labels)} labels")
     n = len(labels)
     rates = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     size = max(4.0, 0.6 * n + 2.0)

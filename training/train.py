@@ -22,7 +22,6 @@ import time
 from absl import app
 from absl import flags
 from absl import logging
-import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -85,7 +84,8 @@ class TrainConfig:
     def identity(self):
         """What must match for a run in output_dir to be resumed by this config."""
         return checkpointing.canonical({
-            "model": self.model, "model_params": self.model_params, "data": self.data_spec.to_dict(),
+            "model": self.model, "model_params": self.model_params,
+            "data": self.data_spec.to_dict(),
             "frontend": self.frontend_config.to_dict(), "epochs": self.epochs,
             "batch_size": self.batch_size, "learning_rate": self.learning_rate,
             "lr_schedule": self.lr_schedule, "warmup_fraction": self.warmup_fraction,
@@ -116,7 +116,8 @@ def define_flags(flag_values=FLAGS):
                       "_unknown_). Default: the 10 standard Speech Commands words, or every word "
                       "folder of a custom tree.", flag_values=fv)
     string("wake_word", kws_data.DataSpec().wake_word,
-           "Phrase of the synthetic wake-word set (used when --data_dir is absent).", flag_values=fv)
+           "Phrase of the synthetic wake-word set (used when --data_dir is absent).",
+           flag_values=fv)
     string("data_params", "{}", "JSON object of further tflm_kws.data.DataSpec fields, e.g. "
            "'{\"synthetic_positives\": 600}'.", flag_values=fv)
     string("frontend_params", "{}", "JSON object of FrontendConfig fields overriding TFLM "
@@ -165,7 +166,8 @@ def model_hparams(name, overrides):
     builder = models.MODELS[name]
     signature = inspect.signature(builder)
     named = {p.name: p for p in signature.parameters.values()
-             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name not in MODEL_DATA_ARGS}
+             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+             and p.name not in MODEL_DATA_ARGS}
     takes_any = any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values())
     clash = sorted(set(overrides) & set(MODEL_DATA_ARGS))
     if clash:
@@ -303,10 +305,6 @@ def run_training(config, strategy=None):
     out = config.output_dir
     checkpoint_dir = os.path.join(out, CHECKPOINTS_DIR)
     state = _prepare_output_dir(config) if chief else None
-    run_file = os.path.join(checkpoint_dir, checkpointing.RUN_FILE)
-    if chief and not os.path.exists(run_file):
-        os.makedirs(checkpoint_dir, exist_ok=True)
-        io_utils.atomic_write_json(run_file, config.identity())
     if state is None and not chief and os.path.exists(
             os.path.join(checkpoint_dir, checkpointing.STATE_FILE)):
         state = checkpointing.read_json(os.path.join(checkpoint_dir, checkpointing.STATE_FILE))
@@ -323,9 +321,13 @@ def run_training(config, strategy=None):
     except (ValueError, FileNotFoundError) as e:
         raise UserInputError(f"data: {e}") from None
     labels = list(data.labels)
+    run_file = os.path.join(checkpoint_dir, checkpointing.RUN_FILE)
+    if chief and not os.path.exists(run_file):  # only once the data is known to load
+        os.makedirs(checkpoint_dir, exist_ok=True)
+        io_utils.atomic_write_json(run_file, config.identity())
     if chief:
-        frontend.save_features_json(os.path.join(out, FEATURES_JSON), config.frontend_config, labels,
-                                    config.data_spec.to_dict())
+        frontend.save_features_json(os.path.join(out, FEATURES_JSON), config.frontend_config,
+                                    labels, config.data_spec.to_dict())
     num_examples = {split: int(data.num_examples(split))
                     for split in ("training", "validation", "testing")}
     print(f"Data: {num_examples} examples, labels {labels}", flush=True)
@@ -447,7 +449,8 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     if not FLAGS["verbosity"].present:
-        # TensorFlow's INFO chatter (through absl) would bury the progress bar; --verbosity=0 shows it.
+        # TensorFlow's INFO chatter (through absl) would bury the progress bar; --verbosity=0
+        # shows it.
         logging.set_verbosity(logging.WARNING)
     try:
         config = config_from_flags()
