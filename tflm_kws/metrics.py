@@ -5,6 +5,7 @@ global backend state is touched and nothing needs a display.
 """
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from tflm_kws import io_utils
 
@@ -108,6 +109,7 @@ def plot_training_curves(history, path):
             if values:
                 ax.plot(range(1, len(values) + 1), values, style, marker="o", label=key)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(metric)
         ax.grid(True, alpha=0.3)
         if ax.lines:
