@@ -71,6 +71,8 @@ def test_convert_end_to_end_with_qat(trained_run, tmp_path):
     assert report["tflm_accuracy"] == report["int8_accuracy"]  # identical outputs
     assert report["int8_minus_float"] == pytest.approx(report["int8_accuracy"]
                                                        - report["float_accuracy"])
+    assert report["int8_minus_qat_keras"] == pytest.approx(report["int8_accuracy"]
+                                                           - report["qat_keras_accuracy"])
     # The summary ends with the artifact paths.
     assert result.stdout.strip().splitlines()[-1] == str(out / "report.md")
     for name in ("model_data.h", "model_data.cc"):
