@@ -169,6 +169,9 @@ def test_sigkill_after_epoch_1_resumes_at_epoch_2(tmp_path, cache_dir):
     killed_after = committed["epochs_completed"]
     assert 1 <= killed_after < epochs, f"the kill came after epoch {killed_after}"
     assert not (out / "metrics.json").exists()
+    # What a kill in the middle of a save leaves behind; resuming cleans it up.
+    (out / "checkpoints" / "best-0009.keras.tmp-killed.keras").write_bytes(b"partial")
+    (out / "checkpoints" / "ckpt-9_temp").mkdir(exist_ok=True)
 
     resumed = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-3000:]
@@ -176,6 +179,7 @@ def test_sigkill_after_epoch_1_resumes_at_epoch_2(tmp_path, cache_dir):
     assert f"Epoch {killed_after + 1}/{epochs}" in resumed.stdout
     assert f"Epoch {killed_after}/{epochs}" not in resumed.stdout
     result = _assert_contract(out, epochs=epochs)
+    assert not (out / "checkpoints" / "ckpt-9_temp").exists()
     assert result["history"][:killed_after] == committed["history"]
     assert result["fused_val_accuracy"] == result["val_accuracy"]
     # The optimizer (moments and step count, hence the LR schedule) was restored, not restarted.

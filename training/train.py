@@ -11,6 +11,7 @@ confusion_matrix.png, training_curves.png, logs/, checkpoints/) is described in 
 import tflm_kws  # noqa: F401  (first: selects Keras 2 before TensorFlow loads)
 
 import dataclasses
+import glob
 import inspect
 import json
 import math
@@ -251,6 +252,7 @@ def _prepare_output_dir(config):
             checkpointing.check_identity(checkpoint_dir, config.identity(), out)
         except checkpointing.RunMismatchError as e:
             raise UserInputError(str(e)) from None
+        _remove_interrupted_writes(out)
         if os.path.exists(state_file):
             return checkpointing.read_json(state_file)
         return None
@@ -265,6 +267,16 @@ def _prepare_output_dir(config):
     for name in (CHECKPOINTS_DIR, LOGS_DIR):
         shutil.rmtree(os.path.join(out, name), ignore_errors=True)
     return None
+
+
+def _remove_interrupted_writes(out):
+    """Deletes what a killed process was writing: io_utils temp files, TF checkpoint temp dirs."""
+    checkpoint_dir = os.path.join(out, CHECKPOINTS_DIR)
+    for path in (glob.glob(os.path.join(out, "*.tmp-*")) +
+                 glob.glob(os.path.join(checkpoint_dir, "*.tmp-*"))):
+        os.remove(path)
+    for path in glob.glob(os.path.join(checkpoint_dir, "ckpt-*_temp")):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def _distribute_options(dataset, strategy):
