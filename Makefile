@@ -3,7 +3,7 @@
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
-DEMO_EPOCHS ?= 8
+DEMO_EPOCHS ?= 20
 STAMP := $(VENV)/.installed
 
 .PHONY: test demo bench study clean

@@ -5,6 +5,13 @@ import os
 import tempfile
 
 
+def _default_mode():
+    # mkstemp creates 0600 files; artifacts get the usual umask-derived permissions instead.
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode="wb"):
     """Yields a file object writing to a temp file beside `path`; renamed onto `path` on success."""
@@ -15,6 +22,7 @@ def atomic_write(path, mode="wb"):
     try:
         with os.fdopen(fd, mode) as f:
             yield f
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -37,6 +45,7 @@ def atomic_save_keras(model, path):
     os.close(fd)
     try:
         model.save(tmp)
+        os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
