@@ -1,0 +1,45 @@
+// One step of the device's main loop, shared by the sketch and the host test: new audio ->
+// feature slices -> model -> recognizer.
+#ifndef TFLM_KWS_KEYWORD_SPOTTER_H_
+#define TFLM_KWS_KEYWORD_SPOTTER_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "feature_provider.h"
+#include "model_data.h"
+#include "model_runner.h"
+#include "recognize_commands.h"
+
+struct SpotterResult {
+  bool inference_ran;      // false when no new feature slice was ready
+  int32_t time_ms;         // end of the audio the inference saw
+  const char* label;       // the recognizer's current top label
+  uint8_t score;           // its averaged score, 0..255
+  bool is_new_command;
+  uint8_t scores[kCategoryCount];  // this inference's scores
+};
+
+class KeywordSpotter {
+ public:
+  KeywordSpotter(uint8_t* arena, size_t arena_size);
+
+  // Loads the model (model_data.cc) and sets up the frontend. False (after logging why) on failure.
+  bool Begin();
+
+  // Processes the audio captured up to `sample_count` samples: computes the pending feature slices
+  // and, if there were any, runs the model once on the newest window and updates the recognizer.
+  bool Process(int64_t sample_count, SpotterResult* result);
+
+  const ModelRunner& model() const { return model_; }
+  const int8_t* features() const { return features_; }
+  const FeatureProvider& feature_provider() const { return feature_provider_; }
+
+ private:
+  int8_t features_[kFeatureElementCount];
+  FeatureProvider feature_provider_;
+  ModelRunner model_;
+  RecognizeCommands recognizer_;
+};
+
+#endif  // TFLM_KWS_KEYWORD_SPOTTER_H_

@@ -1,0 +1,56 @@
+// Runs the converted int8 model (model_data.cc) in TFLM: registers exactly the model's ops,
+// checks the model against model_data.h, quantizes int8 features to the model's input, and turns the
+// output into 0..255 scores (probability * 256, clamped) for the recognizer.
+// This is the only file that uses TFLM's C++ API; everything that differs between the Arduino
+// library's TFLM (February 2023) and a current TFLM stays in model_runner.cpp.
+#ifndef TFLM_KWS_MODEL_RUNNER_H_
+#define TFLM_KWS_MODEL_RUNNER_H_
+
+#include <cstddef>
+#include <cstdint>
+
+#include "feature_provider.h"
+#include "model_data.h"
+#include "tensorflow/lite/micro/micro_interpreter.h"
+#include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
+
+class ModelRunner {
+ public:
+  // `arena` (16-byte aligned, `arena_size` bytes) holds the model's tensors; the sketch passes
+  // kTensorArenaSize.
+  ModelRunner(uint8_t* arena, size_t arena_size);
+  ~ModelRunner();
+
+  // Checks the schema version, builds the interpreter, allocates tensors and checks the input and
+  // output against model_data.h. False (after logging why) on any failure.
+  bool Begin(const unsigned char* model_data);
+
+  // Runs the model on one feature window (kFeatureElementCount int8 values) and writes
+  // kCategoryCount scores. False (after logging why) on failure.
+  bool Invoke(const int8_t* features, uint8_t* scores);
+
+  // Valid after Begin() succeeded.
+  size_t arena_used_bytes() const;
+  // The model input Invoke() writes for `features` (kFeatureElementCount values each).
+  void QuantizeFeatures(const int8_t* features, int8_t* input) const;
+  const int8_t* output_data() const;  // the raw int8 output of the last Invoke()
+  float output_scale() const { return output_scale_; }
+  int output_zero_point() const { return output_zero_point_; }
+  bool output_is_probability() const { return output_is_probability_; }
+
+ private:
+  bool CheckTensors();
+
+  uint8_t* arena_;
+  size_t arena_size_;
+  tflite::MicroMutableOpResolver<kModelOpCount> resolver_;
+  // Constructed in Begin() (the model is not known before); aligned raw storage avoids the heap.
+  alignas(tflite::MicroInterpreter) unsigned char interpreter_storage_[sizeof(tflite::MicroInterpreter)];
+  tflite::MicroInterpreter* interpreter_;
+  int8_t input_lut_[256];  // int8 feature -> int8 model input
+  float output_scale_;
+  int output_zero_point_;
+  bool output_is_probability_;  // the model ends in SOFTMAX, else it outputs logits
+};
+
+#endif  // TFLM_KWS_MODEL_RUNNER_H_

@@ -1,0 +1,236 @@
+"""The sketch's portable C++ without TFLM (runs in CI): the feature provider built with the
+microfrontend sources of the pymicro-features sdist, bit for bit against tflm_kws.frontend; the
+recognizer on scripted score sequences; the C array."""
+import json
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+
+import numpy as np
+import pytest
+
+from conftest import REPO, TFLM_TESTDATA, require
+
+SKETCH = REPO / "arduino" / "tflm_kws"
+HOST_TEST = REPO / "arduino" / "host_test"
+BUILD = REPO / "build"
+PYMICRO = "pymicro-features==2.0.2"
+CLIPS = ["yes_1000ms.wav", "no_1000ms.wav", "noise_1000ms.wav", "silence_1000ms.wav"]
+
+# pymicro-features 2.0.2 rewrote the microfrontend's table set-up (mel scale, filterbank weight
+# rounding, Hann window) in single precision, which moves features by up to ~130 raw units on
+# tflm_testdata. These restore the double-precision expressions of TFLM (and of TensorFlow's op).
+UPSTREAM_MATH = {
+    "filterbank_util.cc": [
+        ("return 1127.0f * log1pf(freq / 700.0f);", "return 1127.0 * log1p(freq / 700.0);"),
+        ("*weight = floorf(float_weight * (1 << kFilterbankBits) + 0.5f);",
+         "*weight = floor(float_weight * (1 << kFilterbankBits) + 0.5);"),
+        ("*unweight = floorf((1.0f - float_weight) * (1 << kFilterbankBits) + 0.5f);",
+         "*unweight = floor((1.0 - float_weight) * (1 << kFilterbankBits) + 0.5);"),
+        ("const float hz_per_sbin = 0.5f * sample_rate", "const float hz_per_sbin = 0.5 * sample_rate"),
+        ("state->start_index = 1.5f + config->lower_band_limit",
+         "state->start_index = 1.5 + config->lower_band_limit"),
+    ],
+    "window_util.cc": [
+        ("const float arg = (float)M_PI * 2.0f / ((float)state->size);",
+         "const float arg = M_PI * 2.0 / ((float)state->size);"),
+        ("float float_value = 0.5f - (0.5f * cosf(arg * (i + 0.5f)));",
+         "float float_value = 0.5 - (0.5 * cos(arg * (i + 0.5)));"),
+        ("floorf(float_value * (1 << kFrontendWindowBits) + 0.5f);",
+         "floor(float_value * (1 << kFrontendWindowBits) + 0.5);"),
+    ],
+}
+
+
+def require_model_data():
+    for name in ("model_data.h", "model_data.cc"):
+        if not (SKETCH / name).exists():
+            pytest.skip(f"{SKETCH / name} not found: run `python -m conversion.convert "
+                        f"--arduino_dir arduino/tflm_kws` first")
+
+
+def require_tools(*tools):
+    for tool in tools:
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not found on PATH")
+
+
+def make(*args):
+    proc = subprocess.run(["make", "-j2", "-C", str(HOST_TEST), *args], capture_output=True, text=True)
+    assert proc.returncode == 0, f"make {' '.join(args)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+
+
+@pytest.fixture(scope="session")
+def pymicro_frontend_tree():
+    """The microfrontend C sources from the pymicro-features sdist (PyPI), TFLM's math restored."""
+    require_tools("make", "g++", "gcc")
+    root = BUILD / "pymicro_features"
+    tree = root / "pymicro_features-2.0.2"
+    done = root / "patched.ok"
+    if not done.exists():
+        root.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:",
+                               "--no-deps", "--dest", str(root), PYMICRO],
+                              capture_output=True, text=True)
+        sdists = sorted(root.glob("pymicro_features-2.0.2.tar.gz"))
+        if proc.returncode != 0 or not sdists:
+            pytest.skip(f"could not download the {PYMICRO} sdist: {proc.stderr.strip()[-300:]}")
+        shutil.rmtree(tree, ignore_errors=True)
+        with tarfile.open(sdists[0]) as tar:
+            tar.extractall(root, filter="data")
+        lib = tree / "tensorflow" / "lite" / "experimental" / "microfrontend" / "lib"
+        for name, replacements in UPSTREAM_MATH.items():
+            text = (lib / name).read_text()
+            for old, new in replacements:
+                assert text.count(old) == 1, f"{lib / name}: expected exactly one '{old}'"
+                text = text.replace(old, new)
+            (lib / name).write_text(text)
+        done.write_text(PYMICRO + "\n")
+    return tree
+
+
+@pytest.fixture(scope="session")
+def feature_tools(pymicro_frontend_tree):
+    require_model_data()
+    build = BUILD / "arduino_host" / "features"
+    make("features", f"FRONTEND_TREE={pymicro_frontend_tree}", f"BUILD={build}")
+    return build
+
+
+def model_labels():
+    text = (SKETCH / "model_data.cc").read_text()
+    block = re.search(r"kCategoryLabels\[kCategoryCount\]\s*=\s*\{(.*?)\};", text, re.S)
+    assert block, "model_data.cc defines no kCategoryLabels"
+    return re.findall(r'"((?:[^"\\]|\\.)*)"', block.group(1))
+
+
+def test_model_data_compiles_alone():
+    require_model_data()
+    require_tools("g++")
+    out = BUILD / "arduino_host" / "model_data_alone.o"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["g++", "-std=gnu++14", "-Wall", "-Wextra", "-Werror", f"-I{SKETCH}", "-c",
+                           str(SKETCH / "model_data.cc"), "-o", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    nm = subprocess.run(["nm", "-C", str(out)], capture_output=True, text=True).stdout
+    for symbol in ("g_model_data", "g_model_data_len", "kCategoryLabels"):
+        assert symbol in nm, f"model_data.cc does not define {symbol}"
+
+
+def test_features_bit_identical_to_python(feature_tools, tmp_path):
+    from tflm_kws import audio, frontend
+    data = require(TFLM_TESTDATA)
+    config = frontend.FrontendConfig()
+    proc = subprocess.run([str(feature_tools / "kws_features"), f"--dump_dir={tmp_path}",
+                           *[str(data / c) for c in CLIPS]], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    for clip in CLIPS:
+        dump = json.loads((tmp_path / f"{clip}.json").read_text())
+        assert dump["slices"] == config.num_frames
+        device = np.array(dump["features"], np.int8).reshape(config.feature_shape)
+        reference = frontend.compute_features(audio.load_audio(data / clip), config)
+        assert np.array_equal(device, reference), (
+            f"{clip}: {int((device != reference).sum())} of {device.size} features differ")
+
+
+def test_features_reject_bad_wav(feature_tools, tmp_path):
+    bad = tmp_path / "stereo.wav"
+    import wave
+    with wave.open(str(bad), "wb") as w:
+        w.setnchannels(2)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(b"\0" * 6400)
+    proc = subprocess.run([str(feature_tools / "kws_features"), f"--dump_dir={tmp_path}", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert "stereo.wav" in proc.stderr and "mono" in proc.stderr
+
+
+class Recognizer:
+    """Runs recognize_commands_driver on (time_ms, scores) rows."""
+
+    def __init__(self, build):
+        self.binary = build / "recognize_commands_driver"
+        self.labels = model_labels()
+
+    def run(self, rows):
+        text = "".join(f"{t} {' '.join(str(s) for s in scores)}\n" for t, scores in rows)
+        proc = subprocess.run([str(self.binary)], input=text, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        lines = proc.stdout.splitlines()
+        assert lines[0].split()[1:] == self.labels
+        return [line.split() for line in lines[1:]]
+
+    def scores(self, label, value=250):
+        """One-hot-ish scores: `value` for `label`, the rest shared out below it."""
+        scores = [0] * len(self.labels)
+        scores[self.labels.index(label)] = value
+        return scores
+
+
+@pytest.fixture(scope="module")
+def recognizer(feature_tools):
+    r = Recognizer(feature_tools)
+    if len(r.labels) < 2:
+        pytest.skip("the model has a single label")
+    return r
+
+
+def keyword(recognizer):
+    return next(l for l in recognizer.labels if l not in ("_silence_", "_unknown_"))
+
+
+def test_recognizer_waits_for_minimum_results(recognizer):
+    word = keyword(recognizer)
+    # Two results, and then results spanning less than a quarter of the averaging window: no verdict.
+    out = recognizer.run([(0, recognizer.scores(word)), (20, recognizer.scores(word)),
+                          (240, recognizer.scores(word))])
+    assert [row[3] for row in out] == ["0", "0", "0"]
+    assert [row[2] for row in out] == ["0", "0", "0"]
+    out = recognizer.run([(t, recognizer.scores(word)) for t in (0, 20, 250)])
+    assert out[-1][1:] == [word, "250", "1"]
+
+
+def test_recognizer_threshold_and_averaging(recognizer):
+    word = keyword(recognizer)
+    # Alternating 250 and 150 average at most 200: never above the threshold of 200.
+    values = [250 if i % 2 else 150 for i in range(20)]
+    out = recognizer.run([(20 * i, recognizer.scores(word, v)) for i, v in enumerate(values)])
+    assert all(row[3] == "0" and int(row[2]) <= 200 for row in out)
+    # Then a run of 240s: it triggers at the first result whose 1000 ms window (results every
+    # 20 ms: the last 51) averages above 200, and reports that integer average.
+    values += [240] * 60
+    out = recognizer.run([(20 * i, recognizer.scores(word, v)) for i, v in enumerate(values)])
+    averages = [sum(values[max(0, k - 50):k + 1]) // len(values[max(0, k - 50):k + 1])
+                for k in range(len(values))]
+    expected_first = next(k for k, a in enumerate(averages) if k >= 13 and a > 200)
+    first = next(i for i, row in enumerate(out) if row[3] == "1")
+    assert first == expected_first and int(out[first][2]) == averages[first]
+
+
+def test_recognizer_suppresses_repeats_but_not_new_labels(recognizer):
+    labels = [l for l in recognizer.labels if l != "_silence_"]
+    if len(labels) < 2:
+        pytest.skip("needs two non-silence labels")
+    first, second = labels[0], labels[1]
+    rows = [(t, recognizer.scores(first)) for t in range(0, 3000, 20)]
+    out = recognizer.run(rows)
+    fired = [int(row[0]) for row in out if row[3] == "1"]
+    # It fires, then again only once more than 1500 ms have passed.
+    assert len(fired) >= 2 and all(b - a > 1500 for a, b in zip(fired, fired[1:]))
+    # A different label is reported as soon as it wins the average.
+    rows = [(t, recognizer.scores(first)) for t in range(0, 600, 20)]
+    rows += [(t, recognizer.scores(second)) for t in range(600, 2000, 20)]
+    out = recognizer.run(rows)
+    fired = [(int(row[0]), row[1]) for row in out if row[3] == "1"]
+    assert fired[0][1] == first and fired[1][1] == second and fired[1][0] - fired[0][0] < 1500
+
+
+def test_recognizer_rejects_time_going_backwards(recognizer):
+    word = keyword(recognizer)
+    out = recognizer.run([(100, recognizer.scores(word)), (80, recognizer.scores(word))])
+    assert out[1] == ["80", "error"]
