@@ -76,9 +76,9 @@ def test_summarize_and_relative_error_reduction():
 def _fake_result(tmp_path, name, labels, predictions):
     run_dir = tmp_path / name
     run_dir.mkdir()
-    np.savez(run_dir / experiment.PREDICTIONS_FILE, test_labels=labels, val_labels=labels,
+    np.savez(run_dir / "predictions.npz", test_labels=labels, val_labels=labels,
              float_test=predictions, float_val=predictions)
-    return {"run_dir": str(run_dir)}
+    return {"run_dir": str(run_dir), "predictions": str(run_dir / "predictions.npz")}
 
 
 def test_paired_comparison_pools_clips_over_seeds(tmp_path):
@@ -113,13 +113,18 @@ def test_merge_train_flags_merges_data_params():
 
 def test_experiment_run_dir_depends_on_recipe_not_on_seed(tmp_path):
     base = experiment.Experiment(model="cnn", hparams={"dropout": 0.1}, seed=0, epochs=3)
+    converted = experiment.Experiment(model="cnn", hparams={"dropout": 0.1}, seed=0, epochs=3,
+                                      qat_epochs=2)
+    # Conversion is not part of the training recipe: both measure the same trained model.
+    assert base.run_dir(tmp_path) == converted.run_dir(tmp_path)
+    assert (base.stage(), converted.stage()) == ("float", "qat2")
     other_seed = experiment.Experiment(model="cnn", hparams={"dropout": 0.1}, seed=1, epochs=3)
     other_recipe = experiment.Experiment(model="cnn", hparams={"dropout": 0.2}, seed=0, epochs=3)
     assert base.recipe_hash() == other_seed.recipe_hash() != other_recipe.recipe_hash()
     assert base.run_dir(tmp_path) != other_seed.run_dir(tmp_path)
-    command = experiment.train_command(
+    argv = experiment.train_argv(
         experiment.Experiment(model="cnn", hparams={}, seed=2, epochs=1,
                               train_flags={"data_params": {"x": 1}, "resume": True}),
         "/out", "/cache")
-    assert "--data_params={\"x\": 1}" in command and "--resume=true" in command
-    assert "--seed=2" in command and "--model=cnn" in command
+    assert "--data_params={\"x\": 1}" in argv and "--resume=true" in argv
+    assert "--seed=2" in argv and "--model=cnn" in argv and "--output_dir=/out" in argv

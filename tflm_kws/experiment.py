@@ -1,14 +1,17 @@
 """One experiment of the benchmark and the study: train -> convert (QAT) -> measure, resumable.
 
-An `Experiment` is (model, hyper-parameters, seed, training recipe, conversion). `run` trains it with
-`python -m training.train`, converts it with `python -m conversion.convert` (unless the experiment
-asks for the float deploy graph only), then measures in this process what the pipeline's own
-reports do not hold: the per-clip predictions (for paired tests) and the TFLM latency per inference.
+An `Experiment` is (model, hyper-parameters, seed, training recipe, conversion). `run` trains it
+with training.train (its own flag parser on the experiment's `python -m training.train` flags,
+then `run_training`), converts it with `conversion.convert.run` (unless the experiment asks for the
+float deploy graph only), both in this process, then measures what the pipeline's own reports do
+not hold: the per-clip predictions (for paired tests) and the TFLM latency per inference.
 
-Every experiment owns a directory `<work_dir>/<model>-<recipe hash>/seed<seed>/`. The hash covers
-everything but the seed, so a changed recipe never reuses an old run. Each stage is skipped when its
-final artifact exists (`train/metrics.json`, `convert/report.json`, `result.json`), and training
-itself resumes from its last checkpoint, so a killed benchmark continues where it stopped.
+Every training run owns a directory `<work_dir>/<model>-<recipe hash>/seed<seed>/`. The hash covers
+the training recipe (not the seed, not the conversion), so a changed recipe never reuses an old run
+and experiments that differ only in conversion share one training (the study's float-only
+`baseline` reuses the benchmark's repcnn and cnn runs). Each stage is skipped when its final
+artifact exists (`train/metrics.json`, `convert_qat<N>/report.json`, `result_<stage>.json`), and
+training itself resumes from its last checkpoint, so a killed benchmark continues where it stopped.
 
 Latency is measured with the `tflite_micro` Python runtime: it runs the real TFLM C++ interpreter
 (reference kernels, as compiled into the wheel) on this host, in this process; it is a host figure
@@ -22,7 +25,6 @@ import hashlib
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 
@@ -33,10 +35,7 @@ from tflm_kws import io_utils
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN_SUBDIR = "train"
-CONVERT_SUBDIR = "convert"
-RESULT_FILE = "result.json"
 SPEC_FILE = "experiment.json"
-PREDICTIONS_FILE = "predictions.npz"
 # Enough invokes for a stable median on a busy shared host; a full test split is usually more.
 DEFAULT_LATENCY_INVOKES = 200
 # Host memory is not the constraint being measured: the arena size a model needs is measured by
@@ -167,10 +166,14 @@ class Experiment:
     qat_epochs: int = None
 
     def recipe(self):
-        """Everything that defines the run except the seed (JSON-able)."""
+        """Everything that defines the training run except the seed (JSON-able)."""
         return {"model": self.model, "hparams": self.hparams, "epochs": int(self.epochs),
                 "data_dir": os.path.abspath(self.data_dir) if self.data_dir else None,
-                "train_flags": self.train_flags, "qat_epochs": self.qat_epochs}
+                "train_flags": self.train_flags}
+
+    def stage(self):
+        """Name of what is measured after training: "float" or "qat<N>" (conversion's epochs)."""
+        return "float" if self.qat_epochs is None else f"qat{int(self.qat_epochs)}"
 
     def recipe_hash(self):
         text = json.dumps(self.recipe(), sort_keys=True)
@@ -202,36 +205,67 @@ def _flag_value(value):
     return str(value)
 
 
-def train_command(experiment, train_dir, cache_dir):
-    """The `python -m training.train` command line of an experiment."""
-    command = [sys.executable, "-m", "training.train", f"--model={experiment.model}",
-               f"--model_params={json.dumps(experiment.hparams, sort_keys=True)}",
-               f"--epochs={experiment.epochs}", f"--seed={experiment.seed}",
-               f"--output_dir={train_dir}", f"--cache_dir={cache_dir}"]
+def train_argv(experiment, train_dir, cache_dir):
+    """The experiment's `python -m training.train` flags (what a user would type to repeat it)."""
+    argv = [f"--model={experiment.model}",
+            f"--model_params={json.dumps(experiment.hparams, sort_keys=True)}",
+            f"--epochs={experiment.epochs}", f"--seed={experiment.seed}",
+            f"--output_dir={train_dir}", f"--cache_dir={cache_dir}"]
     if experiment.data_dir:
-        command.append(f"--data_dir={os.path.abspath(experiment.data_dir)}")
+        argv.append(f"--data_dir={os.path.abspath(experiment.data_dir)}")
     for name, value in sorted(experiment.train_flags.items()):
-        command.append(f"--{name}={_flag_value(value)}")
-    return command
+        argv.append(f"--{name}={_flag_value(value)}")
+    return argv
 
 
-def convert_command(experiment, train_dir, convert_dir):
-    """The `python -m conversion.convert` command line of an experiment."""
-    return [sys.executable, "-m", "conversion.convert", f"--model_dir={train_dir}",
-            f"--qat_epochs={experiment.qat_epochs}", f"--output_dir={convert_dir}"]
+def training_flag_values():
+    """A fresh absl FlagValues holding training.train's flags (not the process's global FLAGS)."""
+    from absl import flags
+    from training import train as training
+    flag_values = flags.FlagValues()
+    training.define_flags(flag_values)
+    return flag_values
 
 
-def _run_logged(command, log_path, what):
-    """Runs `command` from the repository root, appending its output to log_path; raises on failure."""
-    with open(log_path, "a") as log:
-        log.write("$ " + " ".join(command) + "\n")
-        log.flush()
-        returncode = subprocess.run(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
-                                    check=False).returncode
-    if returncode != 0:
-        with open(log_path) as log:
-            tail = "".join(log.readlines()[-25:])
-        raise RuntimeError(f"{what} failed (exit {returncode}); log: {log_path}\n{tail}")
+def train(experiment, train_dir, cache_dir):
+    """Trains (or resumes) through training.train's own flag parsing and run_training, in process.
+
+    The flags go through training's parser and validators on a private FlagValues, so a recipe
+    means exactly what the same `python -m training.train` command line means.
+    """
+    import tf_keras as keras
+    from absl import flags
+    from training import train as training
+    argv = train_argv(experiment, train_dir, cache_dir)
+    flag_values = training_flag_values()
+    try:
+        flag_values(["training.train", *argv])
+        # One line per epoch: a progress bar per step would flood a benchmark's log.
+        config = dataclasses.replace(training.config_from_flags(flag_values), verbose=2)
+        # Build the feature cache (one per data seed, shared by every model) before training, so
+        # that it is not counted in the training wall time of whichever model comes first.
+        from tflm_kws import data
+        data.load(config.data_spec, config.frontend_config, config.cache_dir)
+        training.run_training(config)
+    except (flags.Error, training.UserInputError) as e:
+        raise ValueError(f"training flags {argv}: {e}") from None
+    except Exception as e:  # pylint: disable=broad-except  (reported per model by the caller)
+        raise RuntimeError(f"training in {train_dir} failed: {type(e).__name__}: {e}") from e
+    finally:
+        keras.backend.clear_session()  # the next experiment starts from a clean Keras state
+
+
+def convert(experiment, train_dir, convert_dir, cache_dir):
+    """Conversion (QAT, int8, TFLM verification) through conversion.convert.run, in process."""
+    import tf_keras as keras
+    from conversion import convert as conversion
+    try:
+        conversion.run(train_dir, qat_epochs=experiment.qat_epochs, output_dir=convert_dir,
+                       cache_dir=cache_dir)
+    except Exception as e:  # pylint: disable=broad-except  (reported per model by the caller)
+        raise RuntimeError(f"conversion of {train_dir} failed: {type(e).__name__}: {e}") from e
+    finally:
+        keras.backend.clear_session()
 
 
 def _read_json(path):
@@ -245,7 +279,8 @@ _DATA_CACHE = {}
 def _load_data(train_dir, cache_dir):
     """The run's data set (as recorded in its features.json), loaded once per process."""
     from tflm_kws import data, frontend
-    config, labels, data_spec = frontend.load_features_json(os.path.join(train_dir, "features.json"))
+    features_json = os.path.join(train_dir, "features.json")
+    config, labels, data_spec = frontend.load_features_json(features_json)
     key = (json.dumps(config.to_dict(), sort_keys=True), json.dumps(data_spec, sort_keys=True),
            os.path.abspath(cache_dir))
     if key not in _DATA_CACHE:
@@ -268,24 +303,17 @@ def _float_predictions(train_dir, features):
 def tflm_predictions_and_latency(tflite_path, features, min_invokes=DEFAULT_LATENCY_INVOKES):
     """Runs the int8 model in the TFLM interpreter on every clip; times each `invoke()` alone.
 
-    The int8 feature v becomes the model input q = round(v * FEATURE_SCALE / scale) + zero_point,
-    clamped, as on the device. When the split has fewer clips than `min_invokes`, the clips are
-    cycled so that the median is still over `min_invokes` timings.
+    Inputs are quantized as the device does (`tflm_kws.evaluate.quantize_input`). When the split
+    has fewer clips than `min_invokes`, the clips are cycled so that the median is still over
+    `min_invokes` timings.
     Returns (predictions np.int32 [N], per-invoke seconds list).
     """
-    # tflm_kws.evaluate has the same input mapping, but it defines absl flags (--data_dir,
-    # --cache_dir) when imported, which would clash with the benchmark's own flags.
-    from tflm_kws import export, frontend
+    from tflm_kws import evaluate, export
     with open(tflite_path, "rb") as f:
         interpreter = export.tflm_interpreter(f.read(), arena_size=_HOST_ARENA_BYTES)
     detail = interpreter.get_input_details(0)
-    scale = float(detail["quantization_parameters"]["scales"][0])
-    zero_point = int(detail["quantization_parameters"]["zero_points"][0])
-    if np.dtype(detail["dtype"]) != np.int8:
-        raise ValueError(f"{tflite_path}: input is {np.dtype(detail['dtype']).name}, expected int8")
     shape = tuple(int(d) for d in detail["shape"])
-    model_input = frontend.features_to_model_input(np.asarray(features)).astype(np.float64)
-    quantized = np.clip(np.round(model_input / scale) + zero_point, -128, 127).astype(np.int8)
+    quantized = evaluate.quantize_input(features, detail)
     predictions = np.zeros(len(quantized), dtype=np.int32)
     seconds = []
     for i in range(max(len(quantized), min_invokes)):
@@ -316,19 +344,20 @@ def _conversion_fields(report):
 
 
 def load_predictions(result, key):
-    """(test labels, predictions under `key`) saved by `run` for a result row."""
-    with np.load(os.path.join(result["run_dir"], PREDICTIONS_FILE)) as saved:
+    """(labels, predictions under `key`) saved by `run` for a result row."""
+    with np.load(result["predictions"]) as saved:
         if key not in saved:
-            raise KeyError(f"{result['run_dir']}/{PREDICTIONS_FILE} has no '{key}' predictions "
+            raise KeyError(f"{result['predictions']} has no '{key}' predictions "
                            f"(has {sorted(saved.files)})")
         label_key = "val_labels" if key.startswith("float_val") else "test_labels"
         return saved[label_key], saved[key]
 
 
 def run(experiment, work_dir, cache_dir, latency_invokes=DEFAULT_LATENCY_INVOKES, log=print):
-    """Runs (or resumes) one experiment and returns its result row (also in <run_dir>/result.json)."""
+    """Runs (or resumes) one experiment; returns its row (also <run_dir>/result_<stage>.json)."""
     run_dir = experiment.run_dir(work_dir)
-    result_path = os.path.join(run_dir, RESULT_FILE)
+    result_path = os.path.join(run_dir, f"result_{experiment.stage()}.json")
+    predictions_path = os.path.join(run_dir, f"predictions_{experiment.stage()}.npz")
     if os.path.exists(result_path):
         return _read_json(result_path)
     os.makedirs(run_dir, exist_ok=True)
@@ -340,33 +369,37 @@ def run(experiment, work_dir, cache_dir, latency_invokes=DEFAULT_LATENCY_INVOKES
     else:
         io_utils.atomic_write_json(spec_path, spec)
     train_dir = os.path.join(run_dir, TRAIN_SUBDIR)
-    convert_dir = os.path.join(run_dir, CONVERT_SUBDIR)
-    log_path = os.path.join(run_dir, "run.log")
+    convert_dir = os.path.join(run_dir, f"convert_{experiment.stage()}")
 
     if not os.path.exists(os.path.join(train_dir, "metrics.json")):
-        log(f"[experiment] training {experiment.model} seed {experiment.seed} -> {train_dir}")
-        _run_logged(train_command(experiment, train_dir, cache_dir), log_path, "training")
+        log(f"[experiment] training {experiment.model} seed {experiment.seed}: python -m "
+            f"training.train {' '.join(train_argv(experiment, train_dir, cache_dir))}")
+        train(experiment, train_dir, cache_dir)
     training_metrics = _read_json(os.path.join(train_dir, "metrics.json"))
     report = None
     if experiment.qat_epochs is not None:
         if not os.path.exists(os.path.join(convert_dir, "report.json")):
-            log(f"[experiment] converting {experiment.model} seed {experiment.seed} -> {convert_dir}")
-            _run_logged(convert_command(experiment, train_dir, convert_dir), log_path, "conversion")
+            log(f"[experiment] converting {experiment.model} seed {experiment.seed} -> "
+                f"{convert_dir}")
+            convert(experiment, train_dir, convert_dir, cache_dir)
         report = _read_json(os.path.join(convert_dir, "report.json"))
 
     log(f"[experiment] measuring {experiment.model} seed {experiment.seed}")
     kws_data = _load_data(train_dir, cache_dir)
     test_features, test_labels = kws_data.features("testing")
     val_features, val_labels = kws_data.features("validation")
+    float_predictions = _float_predictions(train_dir, np.concatenate([test_features,
+                                                                       val_features]))
     predictions = {"test_labels": test_labels.astype(np.int32),
                    "val_labels": val_labels.astype(np.int32),
-                   "float_test": _float_predictions(train_dir, test_features),
-                   "float_val": _float_predictions(train_dir, val_features)}
+                   "float_test": float_predictions[:len(test_labels)],
+                   "float_val": float_predictions[len(test_labels):]}
     row = {
         "model": experiment.model, "hparams": experiment.hparams, "seed": experiment.seed,
         "epochs": experiment.epochs, "train_flags": experiment.train_flags,
-        "qat_epochs": experiment.qat_epochs, "run_dir": run_dir,
+        "qat_epochs": experiment.qat_epochs, "run_dir": run_dir, "predictions": predictions_path,
         "params": int(training_metrics["params"]), "macs": int(training_metrics["macs"]),
+        "train_params": int(training_metrics["train_params"]),
         "train_seconds": float(training_metrics["wall_seconds"]),
         "train_samples_per_second": float(training_metrics["train_samples_per_second"]),
         "val_accuracy": float(training_metrics["val_accuracy"]),
@@ -387,7 +420,7 @@ def run(experiment, work_dir, cache_dir, latency_invokes=DEFAULT_LATENCY_INVOKES
         if abs(remeasured - row["tflm_accuracy"]) > 1e-9:
             raise ValueError(f"{run_dir}: TFLM accuracy measured here ({remeasured:.6f}) differs "
                              f"from conversion's report ({row['tflm_accuracy']:.6f})")
-    with io_utils.atomic_write(os.path.join(run_dir, PREDICTIONS_FILE), "wb") as f:
+    with io_utils.atomic_write(predictions_path, "wb") as f:
         np.savez(f, **predictions)
     io_utils.atomic_write_json(result_path, row)
     return row
@@ -405,8 +438,8 @@ def make_data_subset(data_dir, subset_dir, clips_per_split=(6, 2, 2)):
     for split, name in (("validation", "validation_list.txt"), ("testing", "testing_list.txt")):
         path = os.path.join(data_dir, name)
         if not os.path.exists(path):
-            raise FileNotFoundError(f"{path} not found: --data_dir must be a Speech Commands layout "
-                                    f"with validation_list.txt and testing_list.txt")
+            raise FileNotFoundError(f"{path} not found: --data_dir must be a Speech Commands "
+                                    f"layout with validation_list.txt and testing_list.txt")
         with open(path) as f:
             lists[split] = {line.strip() for line in f if line.strip()}
     chosen = {"training": [], "validation": [], "testing": []}

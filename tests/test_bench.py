@@ -1,0 +1,146 @@
+"""The benchmark (tflm_kws.bench): table rows, targets, flags, and the --quick run end to end."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import REPO, SPEECH_COMMANDS, require
+from tflm_kws import bench
+
+_ROW_KEYS = {"model", "seeds", "params", "macs", "flatbuffer_bytes", "arena_bytes",
+             "float_accuracy", "int8_accuracy", "tflm_accuracy", "tflm_latency_ms", "train_seconds",
+             "int8_drop", "tflm_identical", "test_clips"}
+
+
+def _fake_result(tmp_path, model, seed, labels, float_correct, tflm_correct, macs=1000,
+                 float_accuracy=None, int8_accuracy=None, identical=None):
+    run_dir = tmp_path / f"{model}-{seed}"
+    run_dir.mkdir()
+    wrong = (labels + 1) % 12
+    float_test = np.where(float_correct, labels, wrong)
+    tflm_test = np.where(tflm_correct, labels, wrong)
+    np.savez(run_dir / "predictions.npz", test_labels=labels, val_labels=labels,
+             float_test=float_test, float_val=float_test, tflm_test=tflm_test)
+    float_accuracy = float(np.mean(float_correct)) if float_accuracy is None else float_accuracy
+    tflm_accuracy = float(np.mean(tflm_correct))
+    int8_accuracy = tflm_accuracy if int8_accuracy is None else int8_accuracy
+    return {"model": model, "seed": seed, "run_dir": str(run_dir),
+            "predictions": str(run_dir / "predictions.npz"), "params": 100, "macs": macs,
+            "flatbuffer_bytes": 5000, "arena_bytes": 7000, "float_accuracy": float_accuracy,
+            "int8_accuracy": int8_accuracy, "tflm_accuracy": tflm_accuracy,
+            "int8_drop": float_accuracy - int8_accuracy, "fused_val_accuracy": float_accuracy,
+            "tflm_latency_ms": 1.0 + seed, "train_seconds": 10.0 * (seed + 1),
+            "tflm_identical": len(labels) if identical is None else identical,
+            "test_clips": len(labels), "ops": ["CONV_2D"]}
+
+
+def _mask(n_correct, n=100):
+    return np.arange(n) < n_correct
+
+
+def test_aggregate_means_and_spread(tmp_path):
+    labels = np.arange(100) % 12
+    results = [_fake_result(tmp_path, "cnn", s, labels, _mask(c), _mask(c))
+               for s, c in enumerate((80, 82, 84))]
+    row = bench.aggregate("cnn", results)
+    assert _ROW_KEYS <= set(row)
+    assert row["seeds"] == [0, 1, 2]
+    assert row["float_accuracy"] == pytest.approx(0.82)
+    assert row["float_accuracy_std"] == pytest.approx(0.02)
+    assert (row["float_accuracy_min"], row["float_accuracy_max"]) == (0.80, 0.84)
+    assert row["train_seconds"] == pytest.approx(20.0)
+    assert (row["tflm_identical"], row["test_clips"]) == (300, 300)
+
+
+def test_aggregate_refuses_seeds_with_different_graphs(tmp_path):
+    labels = np.arange(10) % 12
+    results = [_fake_result(tmp_path, "cnn", 0, labels, _mask(5, 10), _mask(5, 10), macs=1),
+               _fake_result(tmp_path, "cnn", 1, labels, _mask(5, 10), _mask(5, 10), macs=2)]
+    with pytest.raises(ValueError, match="macs differs between seeds"):
+        bench.aggregate("cnn", results)
+
+
+def test_targets_met_and_not_met(tmp_path):
+    labels = np.arange(100) % 12
+    results = {
+        # repcnn: 4-6 errors per seed; cnn: 10-12 on the same clips (6/11 fewer errors).
+        "repcnn": [_fake_result(tmp_path, "repcnn", s, labels, _mask(c), _mask(c), macs=900)
+                   for s, c in enumerate((96, 95, 94))],
+        "cnn": [_fake_result(tmp_path, "cnn", s, labels, _mask(c), _mask(c), macs=900)
+                for s, c in enumerate((90, 89, 88))],
+        "ds_cnn": [_fake_result(tmp_path, "ds_cnn", 0, labels, _mask(96), _mask(96), macs=3000)],
+        # tiny_conv: int8 loses 2 points and TFLM differs from TFLite on one clip.
+        "tiny_conv": [_fake_result(tmp_path, "tiny_conv", 0, labels, _mask(80), _mask(78),
+                                   macs=300, float_accuracy=0.80, int8_accuracy=0.78,
+                                   identical=99)],
+    }
+    rows = [bench.aggregate(m, r) for m, r in results.items()]
+    targets = bench.evaluate_targets(rows, results)
+    assert [t["met"] for t in targets] == [True, False, False]
+    assert targets[0]["float"]["relative_error_reduction"] == pytest.approx(6 / 11)
+    assert targets[0]["float"]["mcnemar"]["a_only"] == 6 + 6 + 6
+    assert "MAC ratio 0.300" in targets[1]["detail"]  # cheap enough, but less accurate
+    assert "tiny_conv drop up to 2.00 points" in targets[2]["detail"]
+    assert "99 of 100" in targets[2]["detail"]
+
+
+def test_targets_not_evaluated_without_the_models(tmp_path):
+    labels = np.arange(10) % 12
+    results = {"tiny_conv": [_fake_result(tmp_path, "tiny_conv", 0, labels, _mask(9, 10),
+                                          _mask(9, 10))]}
+    targets = bench.evaluate_targets([bench.aggregate("tiny_conv", results["tiny_conv"])], results)
+    assert [t["met"] for t in targets] == [None, None, True]
+
+
+def _bench(*args, timeout=600):
+    return subprocess.run([sys.executable, "-m", "tflm_kws.bench", *args], cwd=REPO,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_bad_flags_are_named(tmp_path):
+    result = _bench("--models=repcnn,resnet", f"--output_dir={tmp_path}", f"--work_dir={tmp_path}")
+    assert result.returncode != 0
+    assert "--models: unknown ['resnet']" in result.stderr and "ds_cnn" in result.stderr
+    result = _bench("--train_flags={\"seed\": 1}", f"--output_dir={tmp_path}")
+    assert result.returncode != 0 and "--train_flags may not set ['seed']" in result.stderr
+    result = _bench(f"--data_dir={tmp_path / 'absent'}", f"--output_dir={tmp_path}")
+    assert result.returncode != 0 and "is not a directory" in result.stderr
+
+
+def test_quick_run_writes_results_and_resumes(tmp_path):
+    data_dir = require(SPEECH_COMMANDS)
+    out, work = tmp_path / "out", tmp_path / "work"
+    args = ("--quick", "--models=repcnn,cnn,ds_cnn", f"--data_dir={data_dir}",
+            f"--output_dir={out}", f"--work_dir={work}")
+    first = _bench(*args)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    summary = json.loads((out / "results.json").read_text())
+    assert summary["command"].startswith("python -m tflm_kws.bench --quick")
+    assert summary["machine"]["cpu_cores"] >= 1 and summary["machine"]["cpu_model"]
+    assert summary["epochs"] == 1 and summary["quick"] is True
+    assert [row["model"] for row in summary["rows"]] == ["repcnn", "cnn", "ds_cnn"]
+    for row in summary["rows"]:
+        assert _ROW_KEYS <= set(row), row
+        assert row["seeds"] == [0]
+        for key in ("float_accuracy", "int8_accuracy", "tflm_accuracy"):
+            assert 0.0 <= row[key] <= 1.0
+        assert row["tflm_latency_ms"] > 0 and row["arena_bytes"] > 0 and row["macs"] > 0
+        assert row["tflm_identical"] == row["test_clips"] > 0
+    assert summary["rows"][0]["macs"] == summary["rows"][1]["macs"]  # same deploy graph
+    assert [t["met"] in (True, False) for t in summary["targets"]] == [True, True, True]
+    markdown = (out / "results.md").read_text()
+    assert "| repcnn | 1 |" in markdown and "## Targets" in markdown
+    assert (out / "accuracy_vs_macs.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # A second invocation reuses every finished run instead of training again.
+    finished = {p: p.stat().st_mtime_ns for p in work.rglob("result_qat1.json")}
+    assert len(finished) == 3
+    second = _bench(*args)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in work.rglob("result_qat1.json")} == finished
+    assert "[experiment] training" not in second.stdout
+    assert "[experiment] converting" not in second.stdout
+    rerun = json.loads((out / "results.json").read_text())
+    assert rerun["rows"] == summary["rows"]

@@ -1,0 +1,366 @@
+r"""The benchmark: RepCNN against its uni-branch twin and the anchors, side by side in one run.
+
+  python -m tflm_kws.bench       # full run: bench/results.{md,json}, bench/accuracy_vs_macs.png
+  python -m tflm_kws.bench --quick --output_dir=/tmp/bench_quick   # smoke run (minutes)
+
+Trains every model of --models on the same data with the same epochs, schedule and augmentation
+(training's defaults, plus any --train_flags), converts each with quantization-aware training, and
+measures each int8 model in TFLM. `repcnn` and `cnn` run --seeds seeds, the others --other_seeds.
+Runs live in --work_dir and are reused when re-run, so a killed benchmark continues. See
+docs/benchmark.md for the columns and how latency is measured.
+"""
+import json
+import os
+import sys
+import tempfile
+import time
+
+import tflm_kws  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from absl import app, flags, logging
+
+from tflm_kws import experiment, io_utils
+
+REPO = experiment.REPO
+ALL_MODELS = ("repcnn", "cnn", "rep_inceptionnext", "ds_cnn", "tiny_conv")
+# The models whose difference is the project's claim: they run with --seeds seeds.
+SEEDED_MODELS = ("repcnn", "cnn")
+DEFAULT_DATA_DIR = os.path.join(REPO, "..", "shared", "data", "speech_commands_v2_dev")
+# Targets of the benchmark (issue "Benchmark"); see `evaluate_targets`.
+TARGET_ERROR_REDUCTION = 0.30
+TARGET_MAC_RATIO = 1.0 / 3.0
+TARGET_MAX_INT8_DROP = 0.005  # 0.5 accuracy points
+SIGNIFICANCE = 0.05
+# --quick: one epoch on a few clips per word, one seed; proves the pipeline end to end, measures
+# nothing worth reading.
+QUICK_EPOCHS = 1
+QUICK_QAT_EPOCHS = 1
+QUICK_CLIPS_PER_SPLIT = (6, 2, 2)
+QUICK_LATENCY_INVOKES = 20
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Registers the command-line flags (__main__ calls it: importing defines none, so this
+    module can be imported beside other entry points)."""
+    flags.DEFINE_list("models", list(ALL_MODELS),
+                      f"Models to benchmark, from {', '.join(ALL_MODELS)}.")
+    flags.DEFINE_integer("seeds", 3, "Seeds (0..N-1) for repcnn and cnn.", lower_bound=1)
+    flags.DEFINE_integer("other_seeds", 1, "Seeds (0..N-1) for the other models.", lower_bound=1)
+    # 40 epochs: about 25 min for the whole benchmark on 2 cores (budget in docs/benchmark.md).
+    flags.DEFINE_integer("epochs", 40, "Training epochs, the same for every model.", lower_bound=1)
+    flags.DEFINE_integer("qat_epochs", 3, "Quantization-aware training epochs in conversion.",
+                         lower_bound=0)
+    flags.DEFINE_string("train_flags", "{}", "JSON object of further training.train flags applied "
+                        "to every model alike, e.g. '{\"batch_size\": 100}'.")
+    flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR,
+                        "Speech Commands layout directory (12-class task).")
+    flags.DEFINE_string("output_dir", os.path.join(REPO, "bench"),
+                        "Where results.md, results.json and accuracy_vs_macs.png go.")
+    flags.DEFINE_string("work_dir", os.path.join(REPO, "runs", "bench"),
+                        "Where the training and conversion runs go (reused when re-run).")
+    flags.DEFINE_string("cache_dir", None, "Feature cache; default <work_dir>/cache.")
+    flags.DEFINE_integer("latency_invokes", experiment.DEFAULT_LATENCY_INVOKES,
+                         "Minimum number of timed TFLM invokes per model (the median is reported).",
+                         lower_bound=1)
+    flags.DEFINE_bool("quick", False, "Smoke run: 1 epoch, 1 seed, a few clips per word; writes to "
+                      "--output_dir/--work_dir when given, else to a new temp directory (never "
+                      "bench/).")
+
+
+# Per-seed fields averaged into a model's row (mean, then *_std, *_min, *_max).
+_SEED_STAT_FIELDS = ("float_accuracy", "int8_accuracy", "tflm_accuracy", "int8_drop",
+                     "fused_val_accuracy", "tflm_latency_ms", "train_seconds")
+# Fields of the deploy graph: equal for every seed of a model.
+_GRAPH_FIELDS = ("params", "macs", "flatbuffer_bytes", "arena_bytes")
+
+
+def aggregate(model, results):
+    """One table row from a model's per-seed results (accuracies are means over seeds)."""
+    results = sorted(results, key=lambda r: r["seed"])
+    row = {"model": model, "seeds": [r["seed"] for r in results]}
+    for field in _GRAPH_FIELDS:
+        values = {r[field] for r in results}
+        if len(values) != 1:
+            raise ValueError(f"{model}: {field} differs between seeds ({sorted(values)}): the "
+                             f"seeds did not build the same deploy graph")
+        row[field] = values.pop()
+    for field in _SEED_STAT_FIELDS:
+        summary = experiment.summarize([r[field] for r in results])
+        row[field] = summary["mean"]
+        row[field + "_std"] = summary["std"]
+        row[field + "_min"] = summary["min"]
+        row[field + "_max"] = summary["max"]
+    row["tflm_identical"] = sum(r["tflm_identical"] for r in results)
+    row["test_clips"] = sum(r["test_clips"] for r in results)
+    row["ops"] = results[0]["ops"]
+    return row
+
+
+def evaluate_targets(rows, results_by_model):
+    """The benchmark's three targets: each {"name", "met": bool|None, "detail": str, ...}."""
+    by_model = {row["model"]: row for row in rows}
+    targets = []
+
+    # 1. repcnn vs cnn on the same deploy graph: >= 30% fewer test errors, beyond seed spread,
+    #    significant in the paired test. Judged on the float deploy graph (the paper's claim is
+    #    about training); the int8/TFLM comparison is reported alongside.
+    name = "repcnn vs cnn: >= 30% relative test-error reduction, beyond seed spread"
+    if "repcnn" in results_by_model and "cnn" in results_by_model:
+        rep = sorted(results_by_model["repcnn"], key=lambda r: r["seed"])
+        twin = sorted(results_by_model["cnn"], key=lambda r: r["seed"])
+        common = sorted({r["seed"] for r in rep} & {r["seed"] for r in twin})
+        rep = [r for r in rep if r["seed"] in common]
+        twin = [r for r in twin if r["seed"] in common]
+        same_graph = (by_model["repcnn"]["params"] == by_model["cnn"]["params"]
+                      and by_model["repcnn"]["macs"] == by_model["cnn"]["macs"])
+        float_cmp = experiment.paired_comparison(rep, twin, "float_test")
+        tflm_cmp = experiment.paired_comparison(rep, twin, "tflm_test")
+        met = (same_graph and float_cmp["relative_error_reduction"] >= TARGET_ERROR_REDUCTION
+               and float_cmp["beyond_seed_spread"]
+               and float_cmp["mcnemar"]["p_value"] < SIGNIFICANCE)
+        detail = (f"float deploy graph: {_comparison_text(float_cmp)}; int8 in TFLM: "
+                  f"{_comparison_text(tflm_cmp)}; same deploy graph (params, MACs): {same_graph}")
+        targets.append({"name": name, "met": bool(met), "detail": detail, "seeds": common,
+                        "float": float_cmp, "tflm": tflm_cmp})
+    else:
+        targets.append({"name": name, "met": None,
+                        "detail": "not evaluated: needs both repcnn and cnn in --models"})
+
+    # 2. repcnn int8 accuracy >= ds_cnn int8 accuracy at <= 1/3 of its MACs.
+    name = "repcnn int8 accuracy >= ds_cnn int8 accuracy at <= 1/3 of its MACs"
+    if "repcnn" in by_model and "ds_cnn" in by_model:
+        rep, ds = by_model["repcnn"], by_model["ds_cnn"]
+        ratio = rep["macs"] / ds["macs"]
+        met = rep["int8_accuracy"] >= ds["int8_accuracy"] and ratio <= TARGET_MAC_RATIO
+        detail = (f"repcnn int8 {rep['int8_accuracy']:.4f} ({rep['macs']:,} MACs) vs ds_cnn int8 "
+                  f"{ds['int8_accuracy']:.4f} ({ds['macs']:,} MACs): MAC ratio {ratio:.3f}")
+        targets.append({"name": name, "met": bool(met), "detail": detail, "mac_ratio": ratio})
+    else:
+        targets.append({"name": name, "met": None,
+                        "detail": "not evaluated: needs both repcnn and ds_cnn in --models"})
+
+    # 3. int8 - float drop <= 0.5 points for every model and seed; TFLM identical to TFLite.
+    name = ("int8 - float accuracy drop <= 0.5 points for every model; TFLM outputs identical to "
+            "TFLite")
+    failures = []
+    for row in rows:
+        if row["int8_drop_max"] > TARGET_MAX_INT8_DROP:
+            failures.append(f"{row['model']} drop up to {100 * row['int8_drop_max']:.2f} points")
+        if row["tflm_identical"] != row["test_clips"]:
+            failures.append(f"{row['model']} TFLM identical on {row['tflm_identical']} of "
+                            f"{row['test_clips']} clips")
+    detail = "; ".join(failures) if failures else (
+        "largest drop " + ", ".join(f"{r['model']} {_points(r['int8_drop_max'])}" for r in rows)
+        + " points; TFLM identical on every clip of every model")
+    targets.append({"name": name, "met": bool(rows) and not failures, "detail": detail})
+    return targets
+
+
+def _comparison_text(cmp):
+    return (f"accuracy {cmp['accuracy']['mean']:.4f} vs {cmp['baseline_accuracy']['mean']:.4f}, "
+            f"relative error reduction {100 * cmp['relative_error_reduction']:+.1f}%, "
+            f"beyond seed spread {cmp['beyond_seed_spread']}, McNemar p="
+            f"{cmp['mcnemar']['p_value']:.3g} ({cmp['mcnemar']['a_only']} vs "
+            f"{cmp['mcnemar']['b_only']} discordant clips), sign test over seeds "
+            f"{cmp['sign_test']['wins']}-{cmp['sign_test']['losses']} (p="
+            f"{cmp['sign_test']['p_value']:.3g})")
+
+
+def _points(fraction):
+    """Accuracy difference in points, signed, without a negative zero."""
+    return f"{round(100 * fraction, 2) + 0.0:+.2f}"
+
+
+def _mean_std(row, field, scale=1.0, digits=2):
+    value, std = scale * row[field], scale * row[field + "_std"]
+    if len(row["seeds"]) == 1:
+        return f"{value:.{digits}f}"
+    return f"{value:.{digits}f} ± {std:.{digits}f}"
+
+
+def results_markdown(summary):
+    """bench/results.md from the results.json object."""
+    machine = summary["machine"]
+    lines = [
+        "# Benchmark results",
+        "",
+        f"Command: `{summary['command']}`  ",
+        f"Machine: {machine['cpu_model']}, {machine['cpu_cores']} cores "
+        f"({machine['affinity_cores']} usable), {machine['platform']}, "
+        f"Python {machine['python']}  ",
+        f"Data: `{summary['data_dir']}` (test split: {summary['test_clips']} clips)  ",
+        f"Epochs: {summary['epochs']}, QAT epochs: {summary['qat_epochs']}, further training "
+        f"flags: `{json.dumps(summary['train_flags'], sort_keys=True)}`  ",
+        f"Wall time of this invocation: {summary['wall_seconds'] / 60:.1f} min "
+        "(runs reused from an earlier invocation are not counted)",
+        "",
+        "Accuracies in %, mean ± sample std over seeds; drop = float − int8 (points, mean; max "
+        "over seeds in brackets). Latency: median over many invokes of the int8 model in the real "
+        "TFLM C++ interpreter (tflite_micro Python runtime, reference kernels) on this host — a "
+        "host figure for comparing models, not a microcontroller one.",
+        "",
+        "| model | seeds | params | MACs | flatbuffer B | arena B | float % | int8 % | TFLM % | "
+        "drop pt | TFLM = TFLite | latency ms | train s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in summary["rows"]:
+        if "error" in row:
+            lines.append(f"| {row['model']} | failed: {row['error'].splitlines()[0]} |"
+                         + " |" * 11)
+            continue
+        lines.append(
+            f"| {row['model']} | {len(row['seeds'])} | {row['params']:,} | {row['macs']:,} | "
+            f"{row['flatbuffer_bytes']:,} | {row['arena_bytes']:,} | "
+            f"{_mean_std(row, 'float_accuracy', 100)} | {_mean_std(row, 'int8_accuracy', 100)} | "
+            f"{_mean_std(row, 'tflm_accuracy', 100)} | {_points(row['int8_drop'])} "
+            f"[{_points(row['int8_drop_max'])}] | {row['tflm_identical']}/{row['test_clips']} | "
+            f"{_mean_std(row, 'tflm_latency_ms', 1, 3)} | "
+            f"{_mean_std(row, 'train_seconds', 1, 0)} |")
+    lines += ["", "## Targets", ""]
+    for target in summary["targets"]:
+        verdict = {True: "**met**", False: "**not met**", None: "—"}[target["met"]]
+        lines.append(f"- {target['name']}: {verdict} {target['detail']}")
+    seeded = [row for row in summary["rows"] if "error" not in row and len(row["seeds"]) > 1]
+    if seeded:
+        lines += ["", "Seed ranges per model (min–max, %):", ""]
+    for row in seeded:
+        lines.append(
+            f"- {row['model']} (seeds {row['seeds']}): float "
+            f"{100 * row['float_accuracy_min']:.2f}–{100 * row['float_accuracy_max']:.2f}, "
+            f"TFLM {100 * row['tflm_accuracy_min']:.2f}–{100 * row['tflm_accuracy_max']:.2f}")
+    if summary.get("quick"):
+        lines += ["", "**--quick smoke run: the numbers above measure nothing.**"]
+    return "\n".join(lines) + "\n"
+
+
+def plot_accuracy_vs_macs(rows, path):
+    """TFLM int8 accuracy (± std over seeds) against deploy-graph MACs, one point per model."""
+    from matplotlib.figure import Figure
+    fig = Figure(figsize=(7, 4.5))
+    ax = fig.add_subplot()
+    for row in rows:
+        if "error" in row:
+            continue
+        ax.errorbar(row["macs"], 100 * row["tflm_accuracy"], yerr=100 * row["tflm_accuracy_std"],
+                    fmt="o", capsize=4)
+        ax.scatter(row["macs"], 100 * row["float_accuracy"], marker="_", s=200, color="gray")
+        seeds = len(row["seeds"])
+        ax.annotate(f"{row['model']} ({seeds} seed{'s' if seeds > 1 else ''})",
+                    (row["macs"], 100 * row["tflm_accuracy"]), textcoords="offset points",
+                    xytext=(6, 6), fontsize=9)
+    ax.set_xscale("log")
+    ax.set_xlabel("MACs per inference (deploy graph, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("int8 accuracy in TFLM (points, ± std over seeds) vs MACs; gray bar: float")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    io_utils.atomic_savefig(fig, path, dpi=100)
+
+
+def _parse_train_flags(text):
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise app.UsageError(f"--train_flags is not valid JSON ({e}): {text!r}") from None
+    if not isinstance(value, dict):
+        raise app.UsageError(f"--train_flags must be a JSON object, got {text!r}")
+    reserved = {"model", "model_params", "epochs", "seed", "output_dir", "data_dir", "cache_dir"}
+    clash = sorted(reserved & set(value))
+    if clash:
+        raise app.UsageError(f"--train_flags may not set {clash}: the benchmark sets them itself")
+    return value
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO chatter would bury the progress
+    unknown = sorted(set(FLAGS.models) - set(ALL_MODELS))
+    if unknown:
+        raise app.UsageError(f"--models: unknown {unknown}; valid: {', '.join(ALL_MODELS)}")
+    train_flags = _parse_train_flags(FLAGS.train_flags)
+    data_dir = os.path.abspath(FLAGS.data_dir)
+    if not os.path.isdir(data_dir):
+        raise app.UsageError(f"--data_dir {data_dir} is not a directory")
+    epochs, qat_epochs, seeds, other_seeds = (FLAGS.epochs, FLAGS.qat_epochs, FLAGS.seeds,
+                                              FLAGS.other_seeds)
+    output_dir, work_dir, latency_invokes = FLAGS.output_dir, FLAGS.work_dir, FLAGS.latency_invokes
+    if FLAGS.quick:
+        scratch = None
+        if not FLAGS["output_dir"].present or not FLAGS["work_dir"].present:
+            scratch = tempfile.mkdtemp(prefix="tflm_kws_bench_quick_")
+        output_dir = output_dir if FLAGS["output_dir"].present else os.path.join(scratch, "out")
+        work_dir = work_dir if FLAGS["work_dir"].present else os.path.join(scratch, "work")
+        epochs = epochs if FLAGS["epochs"].present else QUICK_EPOCHS
+        qat_epochs = qat_epochs if FLAGS["qat_epochs"].present else QUICK_QAT_EPOCHS
+        seeds = seeds if FLAGS["seeds"].present else 1
+        other_seeds = other_seeds if FLAGS["other_seeds"].present else 1
+        if not FLAGS["latency_invokes"].present:
+            latency_invokes = QUICK_LATENCY_INVOKES
+        # One audio-augmentation variant per clip: the feature cache is built in seconds.
+        train_flags = experiment.merge_train_flags({"data_params": {"augment_variants": 1}},
+                                                   train_flags)
+        data_dir = experiment.make_data_subset(data_dir, os.path.join(work_dir, "data_subset"),
+                                               QUICK_CLIPS_PER_SPLIT)
+    cache_dir = FLAGS.cache_dir or os.path.join(work_dir, "cache")
+    start = time.time()
+
+    plan = []  # seed 0 of every model first, so an interrupted run already covers all models
+    for seed in range(max(seeds, other_seeds)):
+        for model in FLAGS.models:
+            if seed < (seeds if model in SEEDED_MODELS else other_seeds):
+                plan.append(experiment.Experiment(model=model, hparams={}, seed=seed, epochs=epochs,
+                                                  data_dir=data_dir, train_flags=train_flags,
+                                                  qat_epochs=qat_epochs))
+    results_by_model, errors = {}, {}
+    for index, exp in enumerate(plan):
+        if exp.model in errors:
+            continue
+        print(f"[bench] {index + 1}/{len(plan)}: {exp.model} seed {exp.seed}", flush=True)
+        try:
+            result = experiment.run(exp, work_dir, cache_dir, latency_invokes)
+        except RuntimeError as e:  # training or conversion failed: benchmark the other models
+            print(f"[bench] {exp.model} seed {exp.seed} failed: {e}", file=sys.stderr, flush=True)
+            errors[exp.model] = str(e)
+            continue
+        results_by_model.setdefault(exp.model, []).append(result)
+
+    rows = []
+    for model in FLAGS.models:
+        if model in errors:
+            rows.append({"model": model, "error": errors[model]})
+        else:
+            rows.append(aggregate(model, results_by_model[model]))
+    good_rows = [row for row in rows if "error" not in row]
+    test_clips = sorted({r["test_clips"] for results in results_by_model.values() for r in results})
+    summary = {
+        "command": experiment.entry_point_command("tflm_kws.bench"),
+        "machine": experiment.machine_description(),
+        "epochs": epochs, "qat_epochs": qat_epochs, "train_flags": train_flags,
+        "data_dir": data_dir, "work_dir": os.path.abspath(work_dir),
+        "test_clips": test_clips[0] if len(test_clips) == 1 else test_clips,
+        "quick": bool(FLAGS.quick),
+        "wall_seconds": time.time() - start,
+        "rows": rows,
+        "targets": evaluate_targets(good_rows, {m: results_by_model[m] for m in results_by_model
+                                                if m not in errors}),
+    }
+    os.makedirs(output_dir, exist_ok=True)
+    io_utils.atomic_write_json(os.path.join(output_dir, "results.json"), summary)
+    with io_utils.atomic_write(os.path.join(output_dir, "results.md"), "w") as f:
+        f.write(results_markdown(summary))
+    plot_accuracy_vs_macs(rows, os.path.join(output_dir, "accuracy_vs_macs.png"))
+    print(results_markdown(summary))
+    print(f"[bench] wrote {output_dir}/results.md, results.json, accuracy_vs_macs.png")
+    if errors:
+        print(f"[bench] failed models: {sorted(errors)} (logs in their run directories)",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
