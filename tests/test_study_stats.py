@@ -101,8 +101,13 @@ def test_paired_comparison_pools_clips_over_seeds(tmp_path):
 def test_paired_comparison_refuses_different_test_clips(tmp_path):
     a = _fake_result(tmp_path, "a", np.array([0, 1, 2]), np.array([0, 1, 2]))
     b = _fake_result(tmp_path, "b", np.array([0, 1, 1]), np.array([0, 1, 1]))
-    with pytest.raises(ValueError, match="same test clips"):
+    with pytest.raises(ValueError, match="same clips"):
         experiment.paired_comparison([a], [b])
+    # Same labels, different clips (e.g. other silence clips): refused as well.
+    c = _fake_result(tmp_path, "c", np.array([0, 1, 2]), np.array([0, 1, 2]))
+    a["test_features_sha1"], c["test_features_sha1"] = "1" * 40, "2" * 40
+    with pytest.raises(ValueError, match="same clips"):
+        experiment.paired_comparison([a], [c])
 
 
 def test_merge_train_flags_merges_data_params():

@@ -229,6 +229,12 @@ def results_markdown(summary):
             f"- {row['model']} (seeds {row['seeds']}): float "
             f"{100 * row['float_accuracy_min']:.2f}–{100 * row['float_accuracy_max']:.2f}, "
             f"TFLM {100 * row['tflm_accuracy_min']:.2f}–{100 * row['tflm_accuracy_max']:.2f}")
+    if summary["test_sets"] > 1:
+        lines += ["", f"Note: the runs were evaluated on {summary['test_sets']} different test "
+                  "sets: the data's `_unknown_` and `_silence_` test clips are drawn with the "
+                  "training seed (`DataSpec.seed` = `--seed`), so the spread over seeds includes "
+                  "test-set sampling. Paired tests pair runs of the same seed, which share their "
+                  "test set."]
     if summary.get("quick"):
         lines += ["", "**--quick smoke run: the numbers above measure nothing.**"]
     return "\n".join(lines) + "\n"
@@ -341,6 +347,9 @@ def main(argv):
         "epochs": epochs, "qat_epochs": qat_epochs, "train_flags": train_flags,
         "data_dir": data_dir, "work_dir": os.path.abspath(work_dir),
         "test_clips": test_clips[0] if len(test_clips) == 1 else test_clips,
+        # Distinct test sets over all runs (the data's _unknown_/_silence_ picks follow the seed).
+        "test_sets": len({r["test_features_sha1"] for results in results_by_model.values()
+                          for r in results}),
         "quick": bool(FLAGS.quick),
         "wall_seconds": time.time() - start,
         "rows": rows,

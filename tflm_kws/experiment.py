@@ -123,9 +123,12 @@ def paired_comparison(results, baseline_results, prediction_key="float_test"):
     for result, baseline in zip(results, baseline_results):
         labels, predictions = load_predictions(result, prediction_key)
         baseline_labels, baseline_predictions = load_predictions(baseline, prediction_key)
-        if not np.array_equal(labels, baseline_labels):
+        digest = ("val_features_sha1" if prediction_key.startswith("float_val")
+                  else "test_features_sha1")
+        if (not np.array_equal(labels, baseline_labels)
+                or result.get(digest) != baseline.get(digest)):
             raise ValueError(f"{result['run_dir']} and {baseline['run_dir']} were not evaluated on "
-                             f"the same test clips: a paired test is impossible")
+                             f"the same clips: a paired test is impossible")
         correct.append(predictions == labels)
         baseline_correct.append(baseline_predictions == baseline_labels)
         accuracy.append(float(np.mean(correct[-1])))
@@ -407,6 +410,9 @@ def run(experiment, work_dir, cache_dir, latency_invokes=DEFAULT_LATENCY_INVOKES
         "fused_val_accuracy": float(np.mean(predictions["float_val"] == val_labels)),
         "fused_test_accuracy": float(np.mean(predictions["float_test"] == test_labels)),
         "test_clips": int(len(test_labels)),
+        # Identify the evaluated clips, so that paired tests can check they compare like for like.
+        "test_features_sha1": hashlib.sha1(np.ascontiguousarray(test_features)).hexdigest(),
+        "val_features_sha1": hashlib.sha1(np.ascontiguousarray(val_features)).hexdigest(),
     }
     if report is not None:
         tflm_test, seconds = tflm_predictions_and_latency(

@@ -213,7 +213,9 @@ def run_config(config, seeds, epochs, data_dir, base_train_flags, work_dir, cach
         test=experiment.paired_comparison(rep, twin, "float_test"),
         train_seconds={"rep": experiment.summarize([r["train_seconds"] for r in rep]),
                        "twin": experiment.summarize([r["train_seconds"] for r in twin])},
-        runs={"rep": [r["run_dir"] for r in rep], "twin": [r["run_dir"] for r in twin]})
+        runs={"rep": [r["run_dir"] for r in rep], "twin": [r["run_dir"] for r in twin]},
+        # Distinct test sets (the data's _unknown_/_silence_ picks follow the seed).
+        test_sets=len({r["test_features_sha1"] for r in rep + twin}))
     return entry
 
 
@@ -304,6 +306,11 @@ def study_markdown(report):
                      f"`{json.dumps(e['hparams'], sort_keys=True)}`, flags "
                      f"`{json.dumps(e['train_flags'], sort_keys=True)}`, {e['epochs']} epochs: "
                      f"**{e['status']}**{extra}")
+    if any(e.get("test_sets", 1) > 1 for e in report["configs"]):
+        lines += ["", "Note: the data's `_unknown_` and `_silence_` validation/test clips are "
+                  "drawn with the training seed (`DataSpec.seed` = `--seed`): seeds are evaluated "
+                  "on slightly different sets, so the spread over seeds includes that sampling. "
+                  "Each paired test pairs runs of the same seed, which share their clips."]
     lines += ["", "## Conclusion", "", report["conclusion"]["text"]]
     if report.get("quick"):
         lines += ["", "**--quick smoke run: the numbers above measure nothing.**"]
