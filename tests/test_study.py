@@ -100,3 +100,12 @@ def test_quick_run_writes_the_study(tmp_path):
     assert report["conclusion"]["best_by_validation"] in ("baseline", "copies_k2", "mixup")
     markdown = (out / "overparam_study.md").read_text()
     assert "| baseline | reference |" in markdown and "## Conclusion" in markdown
+
+
+def test_invalid_config_is_reported_not_run(tmp_path):
+    config = study.StudyConfig("bad", "copies K", "K=0", {"num_copies": 0})
+    entry = study.run_config(config, [0], 1, str(tmp_path), {}, str(tmp_path / "work"),
+                             str(tmp_path / "cache"))
+    assert entry["status"] == "invalid configuration"
+    assert "num_copies" in entry["missing"][0]
+    assert not (tmp_path / "work").exists()

@@ -184,8 +184,12 @@ def run_config(config, seeds, epochs, data_dir, base_train_flags, work_dir, cach
     if missing:
         entry.update(status="missing knob", missing=missing)
         return entry
-    rep_graph = deploy_graph_signature(REP_MODEL, config.hparams)
-    twin_graph = deploy_graph_signature(TWIN_MODEL, entry["twin_hparams"])
+    try:
+        rep_graph = deploy_graph_signature(REP_MODEL, config.hparams)
+        twin_graph = deploy_graph_signature(TWIN_MODEL, entry["twin_hparams"])
+    except ValueError as e:  # a hyper-parameter value the model refuses
+        entry.update(status="invalid configuration", missing=[str(e)])
+        return entry
     if rep_graph != twin_graph:
         entry.update(status="deploy graph differs",
                      missing=[f"repcnn deploys {rep_graph}, cnn deploys {twin_graph}"])
