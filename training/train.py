@@ -140,7 +140,12 @@ def define_flags(flag_values=FLAGS):
     real("weight_decay", TrainConfig.weight_decay, "Decoupled weight decay of AdamW (biases and "
          "BatchNorm parameters excluded).", lower_bound=0.0, flag_values=fv)
     integer("seed", TrainConfig.seed,
-            "Seed of weight initialisation, data split/synthesis and shuffling.", flag_values=fv)
+            "Seed of weight initialisation, shuffling and on-the-fly augmentation.",
+            flag_values=fv)
+    integer("data_seed", 0,
+            "Seed of the data set itself: which clips fill _silence_/_unknown_ in each split, the "
+            "synthetic speech, the cached augmentation variants. Kept apart from --seed so that "
+            "runs with different --seed are evaluated on the same clips.", flag_values=fv)
     string("output_dir", None, "Output directory (see docs/training.md).", flag_values=fv)
     flags.DEFINE_boolean("resume", True, "Continue the run in --output_dir after its last "
                          "completed epoch; --noresume discards that run and starts over.",
@@ -192,7 +197,7 @@ def config_from_flags(flag_values=FLAGS):
                              f"{', '.join('--' + c for c in clash)}")
     data_dir = os.path.abspath(fv.data_dir) if fv.data_dir else None
     spec_dict = dict(data_params, data_dir=data_dir, wanted_words=fv.wanted_words,
-                     wake_word=fv.wake_word, seed=fv.seed)
+                     wake_word=fv.wake_word, seed=fv.data_seed)
     try:
         spec = kws_data.DataSpec.from_dict(spec_dict)
     except (TypeError, ValueError) as e:
