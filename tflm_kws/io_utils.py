@@ -13,21 +13,29 @@ def _default_mode():
 
 
 @contextlib.contextmanager
-def atomic_write(path, mode="wb"):
-    """Yields a file object writing to a temp file beside `path`; renamed onto `path` on success."""
+def atomic_path(path, suffix=""):
+    """Yields a temp path beside `path` to write; it is renamed onto `path` when the block succeeds
+    and removed when it fails. `suffix` keeps writers that infer the format from the name happy."""
     path = os.fspath(path)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".tmp-")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".tmp-", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, mode) as f:
-            yield f
+        yield tmp
         os.chmod(tmp, _default_mode())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="wb"):
+    """Yields a file object writing to a temp file beside `path`; renamed onto `path` on success."""
+    with atomic_path(path) as tmp, open(tmp, mode) as f:
+        yield f
 
 
 def atomic_write_json(path, obj):
@@ -38,19 +46,8 @@ def atomic_write_json(path, obj):
 
 def atomic_save_keras(model, path):
     """Saves a Keras model to `path` (.keras) through a temp file in the same directory."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=os.path.basename(path) + ".tmp-", suffix=".keras")
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".keras") as tmp:
         model.save(tmp)
-        os.chmod(tmp, _default_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(tmp)
-        raise
 
 
 def atomic_savefig(figure, path, **kwargs):
