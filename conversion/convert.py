@@ -100,6 +100,16 @@ def _accuracy(outputs, labels):
     return metrics.accuracy(labels, np.argmax(outputs, axis=1))
 
 
+# Clean training clips that set the QAT activation ranges before fine-tuning.
+CALIBRATION_CLIPS = 1000
+
+
+def _calibration_sample(x, count):
+    """Up to `count` clips spread evenly over `x` (deterministic)."""
+    index = np.linspace(0, len(x) - 1, num=min(count, len(x))).round().astype(int)
+    return x[np.unique(index)]
+
+
 def convert_and_verify(fused_model, dataset, labels, qat_epochs, learning_rate=1e-4,
                        batch_size=100, representative_samples=200, log=print):
     """QAT (when qat_epochs > 0), conversion, checks, verification; returns (tflite bytes, report).
@@ -123,7 +133,9 @@ def convert_and_verify(fused_model, dataset, labels, qat_epochs, learning_rate=1
         qat_model = quantize.quantization_aware_train(
             fused_model, dataset.dataset("training", batch_size, training=True),
             dataset.dataset("validation", batch_size, training=False), epochs=qat_epochs,
-            learning_rate=learning_rate)
+            learning_rate=learning_rate,
+            calibration_inputs=frontend.features_to_model_input(
+                _calibration_sample(x_train, CALIBRATION_CLIPS)))
         report["qat_seconds"] = round(time.time() - start, 1)
         qat_logits = qat_model.predict(frontend.features_to_model_input(x_test), batch_size=256,
                                        verbose=0)

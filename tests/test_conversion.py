@@ -146,3 +146,22 @@ def test_float_op_is_rejected():
     tflite_bytes = export.convert_int8(model, _features(10))
     with pytest.raises(export.DeployError, match=r"DEQUANTIZE .*float tensors"):
         export.check_deployable(tflite_bytes, model)
+
+
+def test_calibration_sets_activation_ranges_to_the_observed_min_max():
+    # tfmot starts activation ranges at [-6, 6]; a short QAT barely moves them (EMA 0.999).
+    rng = np.random.default_rng(0)
+    inputs = keras.Input((49, 40, 1))
+    hidden = keras.layers.Conv2D(4, (3, 3), activation="relu", name="conv")(inputs)
+    logits = keras.layers.Dense(3, name="logits")(keras.layers.Flatten()(hidden))
+    model = keras.Model(inputs, logits)
+    x = rng.integers(-128, 128, size=(64, 49, 40, 1)).astype(np.float32) / 128
+    qat = quantize.quantize_model(model)
+    ranges = {v.name.split(":")[0]: v for v in qat.variables}
+    assert float(ranges["quant_conv/post_activation_max"].numpy()) == 6.0
+    quantize.calibrate_activation_ranges(qat, x)
+    conv_out = keras.Model(inputs, hidden)(x).numpy()
+    np.testing.assert_allclose(ranges["quant_conv/post_activation_max"].numpy(), conv_out.max(),
+                               rtol=0.02)  # fake-quantized weights move the output slightly
+    assert float(ranges["quant_conv/post_activation_min"].numpy()) == 0.0
+    assert float(ranges["quant_logits/post_activation_max"].numpy()) != 6.0
