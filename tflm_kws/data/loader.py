@@ -9,6 +9,7 @@ fly, which keeps the input pipeline far faster than training.
 import hashlib
 import json
 import logging
+import math
 import os
 
 import numpy as np
@@ -20,6 +21,7 @@ from tflm_kws.data import espeak, noise, sources, synthetic
 from tflm_kws.data.spec import DataSpec, SILENCE_LABEL
 
 CACHE_VERSION = 1
+MIXUP_STREAM = 0x6D6978  # "mix": the mixup random stream of a dataset seed
 MAX_SKIP_WARNINGS = 10
 SPLITS = sources.SPLITS
 logger = logging.getLogger(__name__)
@@ -68,12 +70,18 @@ class KwsData:
         y = self._arrays[f"{split}_y"]
         return {label: int(np.sum(y == i)) for i, label in enumerate(self.labels)}
 
-    def dataset(self, split, batch_size, training, seed=0) -> tf.data.Dataset:
+    def dataset(self, split, batch_size, training, seed=0, mixup_alpha=0.0) -> tf.data.Dataset:
         """(float32 [B, frames, channels, 1] model input, int32 [B] label) batches.
 
         training=True: reshuffled every epoch, each clip one of its cached audio-augmented variants
-        (or the clean one) at random, then SpecAugment time/frequency masks.
+        (or the clean one) at random, then SpecAugment time/frequency masks, then, with
+        mixup_alpha > 0, `mixup` within the batch: the labels are then float32 [B, num_classes]
+        soft labels.
         """
+        if mixup_alpha < 0.0 or not math.isfinite(mixup_alpha):
+            raise ValueError(f"mixup_alpha must be a number >= 0, got {mixup_alpha!r}")
+        if mixup_alpha > 0.0 and not training:
+            raise ValueError("mixup is a training augmentation (training=True only)")
         x, y = self.features(split)
         if not training:
             ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
@@ -95,7 +103,46 @@ class KwsData:
         indices = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
         randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip((indices, randoms)).batch(batch_size)
-        return ds.map(pick_and_mask, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
+        ds = ds.map(pick_and_mask, num_parallel_calls=tf.data.AUTOTUNE)
+        if mixup_alpha > 0.0:
+            num_classes = len(self.labels)
+            # A stream of its own (not `seed`'s, which picks the variants), two int64 per batch.
+            mix_seeds = tf.data.Dataset.random(
+                seed=int(np.random.default_rng([seed, MIXUP_STREAM]).integers(2 ** 31)),
+                rerandomize_each_iteration=True).batch(2)
+
+            def mix(batch, mix_seed):
+                model_input, label = batch
+                return mixup(model_input, tf.one_hot(label, num_classes), mixup_alpha, mix_seed)
+            ds = tf.data.Dataset.zip((ds, mix_seeds)).map(mix, num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.prefetch(2)
+
+
+def mixup(model_input, one_hot_labels, alpha, seed):
+    """Mixup (Zhang et al. 2018) within a batch, one mixing weight per example.
+
+    Example i becomes lam_i * (x_i, y_i) + (1 - lam_i) * (x_p(i), y_p(i)), with p a random
+    permutation of the batch and lam_i ~ Beta(alpha, alpha) drawn per example. model_input:
+    float [B, ...]; one_hot_labels: float [B, num_classes] (one-hot or already soft); seed: int
+    [2], a stateless seed (same seed, same mix). alpha == 0 returns the batch unchanged.
+    """
+    if alpha == 0.0:
+        return model_input, one_hot_labels
+    gamma_seed, other_seed, permutation_seed = tf.unstack(
+        tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3))
+    size = tf.shape(model_input)[0]
+    # Beta(a, a) as G1 / (G1 + G2), G ~ Gamma(a); float64 keeps small-alpha draws from
+    # underflowing (if both do, lam = 0: the partner alone, still a valid mix).
+    g1 = tf.random.stateless_gamma([size], gamma_seed, alpha, dtype=tf.float64)
+    g2 = tf.random.stateless_gamma([size], other_seed, alpha, dtype=tf.float64)
+    lam = tf.math.divide_no_nan(g1, g1 + g2)
+    partner = tf.argsort(tf.random.stateless_uniform([size], permutation_seed))
+    lam_x = tf.reshape(tf.cast(lam, model_input.dtype),
+                       tf.concat([[size], tf.ones([tf.rank(model_input) - 1], tf.int32)], 0))
+    lam_y = tf.cast(lam, one_hot_labels.dtype)[:, tf.newaxis]
+    mixed_input = lam_x * model_input + (1.0 - lam_x) * tf.gather(model_input, partner)
+    mixed_labels = lam_y * one_hot_labels + (1.0 - lam_y) * tf.gather(one_hot_labels, partner)
+    return mixed_input, mixed_labels
 
 
 def _to_model_input_batch(x, y):
@@ -124,6 +171,10 @@ def load(spec: DataSpec, config: frontend.FrontendConfig, cache_dir) -> KwsData:
     else:
         listing = sources.list_data(spec.data_dir, spec)
         source_key = _file_list_key(spec.data_dir, listing)
+        if spec.synthetic_fraction > 0.0:
+            source_key["synthetic"] = {"generator": synthetic.GENERATOR_VERSION,
+                                       "espeak": espeak.data_version(),
+                                       "unknown_words": listing.unknown_words}
     key = hashlib.sha1(json.dumps({
         "version": CACHE_VERSION, "frontend": config.to_dict(), "spec": spec.cache_fields(),
         "source": source_key}, sort_keys=True).encode()).hexdigest()[:20]
@@ -242,6 +293,8 @@ def _build_from_files(spec, config, listing):
             rng = np.random.default_rng([spec.seed, 2, SPLITS.index(split), index])
             clip, description = synthetic.silence_clip(rng, noises, config.clip_samples)
             builder.add(synthetic.to_int16(clip), silence, split, "silence: " + description, True)
+    if spec.synthetic_fraction > 0.0:
+        _add_synthetic_speech(spec, config, builder, listing)
     if skipped:
         logger.warning("skipped %d of %d clips that could not be used (the first %d are listed "
                        "above)", len(skipped), len(listing.items) + len(listing.noise_files),
@@ -255,6 +308,18 @@ def _build_from_files(spec, config, listing):
     if listing.layout != "test_set" and arrays["training_y"].shape[0] == 0:
         raise ValueError(f"the training split of {spec.data_dir} is empty")
     return listing.labels, arrays, skipped
+
+
+def _add_synthetic_speech(spec, config, builder, listing):
+    """Adds espeak-ng speech to the training split: per speech class, synthetic_fraction times the
+    class's usable real training clips (rounded half up)."""
+    real = np.array(builder.y["training"], np.int32)
+    silence = listing.labels.index(SILENCE_LABEL)
+    counts = {label: int(math.floor(spec.synthetic_fraction * np.sum(real == label) + 0.5))
+              for label in range(len(listing.labels)) if label != silence}
+    for clip, label, description in synthetic.speech_for_labels(
+            spec.seed, counts, listing.labels, listing.unknown_words, builder.noises, config):
+        builder.add(clip, label, "training", "synthetic: " + description, False)
 
 
 def _build_synthetic(spec, config):

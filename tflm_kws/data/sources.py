@@ -31,6 +31,7 @@ class Listing:
     noise_files: list           # paths of background noise recordings
     layout: str                 # "speech_commands" (folder per label) or "test_set"
     silence_per_split: dict     # split -> number of silence clips to make from background noise
+    unknown_words: list = dataclasses.field(default_factory=list)  # word folders not wanted
 
 
 def which_set(filename: str, validation_percentage: float, testing_percentage: float) -> str:
@@ -136,7 +137,8 @@ def _list_word_folders(data_dir, spec) -> Listing:
         silence_per_split[split] = math.ceil(count * spec.silence_percentage / 100.0)
     noise_dir = os.path.join(data_dir, BACKGROUND_NOISE_DIR)
     noise_files = _audio_files(noise_dir) if os.path.isdir(noise_dir) else []
-    return Listing(labels, items, noise_files, "speech_commands", silence_per_split)
+    return Listing(labels, items, noise_files, "speech_commands", silence_per_split,
+                   [w for w in words if w not in wanted])
 
 
 def _list_test_set(data_dir, spec) -> Listing:

@@ -1,5 +1,6 @@
 """DataSpec: everything that decides which clips, labels, splits and augmentations a run uses."""
 import dataclasses
+import math
 from typing import Optional
 
 SILENCE_LABEL = "_silence_"
@@ -45,9 +46,16 @@ class DataSpec:
     # Synthetic set (data_dir=None): clips of the wake word and of other words / near misses.
     synthetic_positives: int = 1200
     synthetic_negatives: int = 1200
+    # Real data (data_dir set): espeak-ng speech of the wanted words (and of other words for
+    # `_unknown_`) added to the training split only, this many clips per real training clip of
+    # each speech class (1.0: as many synthetic clips as real ones). Validation/testing stay real.
+    synthetic_fraction: float = 0.0
 
     # Fields that change the cached features (everything but the on-the-fly SpecAugment).
     ON_THE_FLY = ("time_masks", "time_mask_max_frames", "freq_masks", "freq_mask_max_channels")
+    # Fields added after runs and feature caches existed: to_dict() leaves them out at their
+    # default, so the run identities (resume) and cache keys made before them stay valid.
+    OMITTED_AT_DEFAULT = ("synthetic_fraction",)
 
     def __post_init__(self):
         if self.wanted_words is not None:
@@ -79,6 +87,14 @@ class DataSpec:
                              f"{self.background_frequency}")
         if self.snr_db_min > self.snr_db_max:
             raise ValueError("DataSpec: snr_db_min must be <= snr_db_max")
+        if not (isinstance(self.synthetic_fraction, (int, float))
+                and math.isfinite(self.synthetic_fraction) and self.synthetic_fraction >= 0.0):
+            raise ValueError(f"DataSpec.synthetic_fraction must be a number >= 0, got "
+                             f"{self.synthetic_fraction!r}")
+        if self.synthetic_fraction > 0.0 and self.data_dir is None:
+            raise ValueError("DataSpec.synthetic_fraction mixes synthetic speech into a real "
+                             "data_dir's training split; without data_dir the data set is "
+                             "synthetic already")
 
     @property
     def wake_label(self) -> str:
@@ -87,6 +103,9 @@ class DataSpec:
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
+        for f in dataclasses.fields(self):
+            if f.name in self.OMITTED_AT_DEFAULT and d[f.name] == f.default:
+                del d[f.name]
         if d["wanted_words"] is not None:
             d["wanted_words"] = list(d["wanted_words"])
         return d

@@ -156,6 +156,28 @@ def _speech_clip(engine, rng, text, voice, noises, clip_samples, sample_rate):
     return clip, description
 
 
+def spoken_forms(phrase: str) -> list:
+    """Ways to write `phrase` that espeak-ng speaks with different prosody."""
+    return [phrase, phrase + "!", phrase + "?", phrase.replace(" ", ", ", 1),
+            phrase.capitalize() + "."]
+
+
+def speech_clips(engine, stream, count, choose_text, voice_names, noises, config):
+    """Yields `count` (int16 clip, voice, description): a text from `choose_text(rng)` spoken in a
+    random voice, rate and pitch, with random gain, placement, reverb and noise (`noises`).
+
+    Clip i depends only on (*stream, i), e.g. stream = (data seed, kind), and on a fresh `engine`
+    being given the same sequence of clips (see espeak.Espeak).
+    """
+    for index in range(count):
+        rng = np.random.default_rng([*stream, index])
+        voice = voice_names[int(rng.integers(len(voice_names)))]
+        text = choose_text(rng)
+        clip, description = _speech_clip(engine, rng, text, voice, noises, config.clip_samples,
+                                         config.sample_rate)
+        yield to_int16(clip), voice, description
+
+
 def silence_clip(rng, noises, clip_samples):
     """Background noise alone at a random level (float)."""
     name = sorted(noises)[int(rng.integers(len(noises)))]
@@ -185,23 +207,21 @@ def generate(spec, config) -> SyntheticSet:
     others = list(OTHER_WORDS) + list(OTHER_PHRASES)
     wake_phonemes = engine.phonemes(spec.wake_word)
     others = [w for w in others if engine.phonemes(w) != wake_phonemes]
-    wake_texts = [spec.wake_word, spec.wake_word + "!", spec.wake_word + "?",
-                  spec.wake_word.replace(" ", ", ", 1), spec.wake_word.capitalize() + "."]
+    wake_texts = spoken_forms(spec.wake_word)
 
     clips, labels, splits, descriptions = [], [], [], []
 
     def add(kind, count, label):
-        for index in range(count):
-            rng = np.random.default_rng([spec.seed, kind, index])
-            voice = all_voices[int(rng.integers(len(all_voices)))]
-            if label == 2:
-                text = wake_texts[int(rng.integers(len(wake_texts)))]
-            else:
+        if label == 2:
+            def choose_text(rng):
+                return wake_texts[int(rng.integers(len(wake_texts)))]
+        else:
+            def choose_text(rng):
                 pool = misses if rng.random() < 0.5 else others
-                text = pool[int(rng.integers(len(pool)))]
-            clip, description = _speech_clip(engine, rng, text, voice, noises, config.clip_samples,
-                                             config.sample_rate)
-            clips.append(to_int16(clip))
+                return pool[int(rng.integers(len(pool)))]
+        for clip, voice, description in speech_clips(engine, (spec.seed, kind), count, choose_text,
+                                                     all_voices, noises, config):
+            clips.append(clip)
             labels.append(label)
             splits.append(voice_split[voice])
             descriptions.append(description)
@@ -219,3 +239,38 @@ def generate(spec, config) -> SyntheticSet:
             descriptions.append("silence " + description)
     return SyntheticSet(np.stack(clips), np.array(labels, np.int32), splits, descriptions,
                         label_names, noises)
+
+
+def speech_for_labels(seed, counts, label_names, unknown_words, noises, config):
+    """Synthetic speech to mix into a real data set: [(int16 clip, label index, description)].
+
+    counts: label index -> number of clips. A word label is spoken as its name ('hey_tiny' ->
+    'hey tiny'); `_unknown_` as one of `unknown_words` (the data set's other words; when there are
+    none, this module's other words and phrases), leaving out any pronounced like a wanted word.
+    `_silence_` gets no speech. Every voice is used (the clips are for training only). Deterministic
+    by `seed`.
+    """
+    engine = espeak.Espeak()  # fresh engine: see Espeak on determinism
+    voice_names = voices(engine)
+    wanted = [name for name in label_names if name not in (SILENCE_LABEL, UNKNOWN_LABEL)]
+    wanted_texts = {name: spoken_forms(name.replace("_", " ")) for name in wanted}
+    wanted_sounds = {engine.phonemes(name.replace("_", " ")) for name in wanted}
+    others = ([w.replace("_", " ") for w in unknown_words]
+              or list(OTHER_WORDS) + list(OTHER_PHRASES))
+    others = sorted({w for w in others if engine.phonemes(w) not in wanted_sounds})
+    out = []
+    for label, count in sorted(counts.items()):
+        name = label_names[label]
+        if name == SILENCE_LABEL or count == 0:
+            continue
+        texts = others if name == UNKNOWN_LABEL else wanted_texts[name]
+        if not texts:
+            raise ValueError(f"no synthetic {UNKNOWN_LABEL} words: every candidate sounds like a "
+                             f"wanted word")
+
+        def choose_text(rng, texts=texts):
+            return texts[int(rng.integers(len(texts)))]
+        for clip, _, description in speech_clips(engine, (seed, 3, label), count, choose_text,
+                                                 voice_names, noises, config):
+            out.append((clip, label, description))
+    return out
