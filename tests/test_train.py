@@ -4,6 +4,7 @@ SIGKILL, refusing a different command's run, and named errors for bad flags.
 Data: the Speech Commands fixture (36 clips of yes/no/bed/cat, tests/fixtures), classes yes and no
 (+ _silence_, _unknown_), one augmentation variant: seconds per epoch even on a busy 2-core box.
 """
+import dataclasses
 import json
 import os
 import pathlib
@@ -145,6 +146,45 @@ def test_resume_into_another_commands_run_is_refused(one_epoch_run, change):
     assert sorted(change)[0] in str(error.value) and "--noresume" in str(error.value)
 
 
+def test_mixup_trains_on_soft_labels_and_reports_hard_label_accuracy(tmp_path, cache_dir):
+    out = tmp_path / "mixup"
+    config = train.config_from_flags(_parse([
+        f"--output_dir={out}", f"--cache_dir={cache_dir}", f"--data_dir={FIXTURE}",
+        f"--wanted_words={','.join(WORDS)}", f"--data_params={json.dumps(DATA_PARAMS)}",
+        "--batch_size=16", "--epochs=1", "--mixup_alpha=0.2"]))
+    assert config.mixup_alpha == 0.2
+    train.run_training(dataclasses.replace(config, verbose=0))
+    result = _assert_contract(out, epochs=1)
+    assert result["training"]["mixup_alpha"] == 0.2
+    epoch = result["history"][0]
+    assert np.isfinite(epoch["loss"]) and 0.0 <= epoch["accuracy"] <= 1.0
+    assert 0.0 <= epoch["val_accuracy"] <= 1.0 and np.isfinite(epoch["val_loss"])
+    run = json.loads((out / "checkpoints" / "run.json").read_text())
+    assert run["mixup_alpha"] == 0.2
+    with pytest.raises(train.UserInputError, match="mixup_alpha"):
+        train.run_training(dataclasses.replace(config, mixup_alpha=0.4, verbose=0))
+
+
+def test_mixup_loss_and_accuracy_take_hard_and_soft_labels():
+    logits = tf.constant([[2.0, 0.0, -1.0], [0.0, 3.0, 0.0]])
+    hard = tf.constant([[0], [2]])
+    soft = tf.constant([[0.7, 0.3, 0.0], [0.0, 0.4, 0.6]])
+    np.testing.assert_allclose(
+        train.hard_or_soft_cross_entropy(hard, logits),
+        keras.losses.sparse_categorical_crossentropy(hard, logits, from_logits=True), rtol=1e-6)
+    np.testing.assert_allclose(
+        train.hard_or_soft_cross_entropy(soft, logits),
+        keras.losses.categorical_crossentropy(soft, logits, from_logits=True), rtol=1e-6)
+    np.testing.assert_array_equal(train.hard_label_accuracy(hard, logits), [1.0, 0.0])
+    # Soft labels count against their dominant class (0 and 2 here).
+    np.testing.assert_array_equal(train.hard_label_accuracy(soft, logits), [1.0, 0.0])
+    # Without mixup the compiled loss and metric are Keras' own sparse ones (runs unchanged).
+    loss, compiled_metrics = train.loss_and_metrics(_config("/unused", "/unused"))
+    assert isinstance(loss, keras.losses.SparseCategoricalCrossentropy)
+    assert compiled_metrics == ["accuracy"]
+    assert "mixup_alpha" not in _config("/unused", "/unused").identity()
+
+
 def _iterations(checkpoint_path):
     names = [name for name, _ in tf.train.list_variables(checkpoint_path)
              if name.startswith("optimizer/") and "iterations" in name]
@@ -204,6 +244,7 @@ def _parse(argv):
     (["--fuse_every=-1"], "fuse_every"), (["--warmup_fraction=0.9"], "warmup_fraction"),
     (["--lr_schedule=linear"], "lr_schedule"), (["--strategy=tpu"], "strategy"),
     (["--model_params=[1]"], "model_params"), (["--data_params={bad"], "data_params"),
+    (["--mixup_alpha=-0.1"], "mixup_alpha"), (["--mixup_alpha=nan"], "mixup_alpha"),
 ])
 def test_bad_flag_values_are_named(argv, flag):
     with pytest.raises(flags.IllegalFlagValueError, match=f"--{flag}"):

@@ -76,6 +76,7 @@ class TrainConfig:
     lr_schedule: str = "cosine"
     warmup_fraction: float = 0.05
     weight_decay: float = 1e-2
+    mixup_alpha: float = 0.0
     seed: int = 0
     resume: bool = True
     fuse_every: int = 0
@@ -84,13 +85,17 @@ class TrainConfig:
 
     def identity(self):
         """What must match for a run in output_dir to be resumed by this config."""
-        return checkpointing.canonical({
+        identity = {
             "model": self.model, "model_params": self.model_params,
             "data": self.data_spec.to_dict(),
             "frontend": self.frontend_config.to_dict(), "epochs": self.epochs,
             "batch_size": self.batch_size, "learning_rate": self.learning_rate,
             "lr_schedule": self.lr_schedule, "warmup_fraction": self.warmup_fraction,
-            "weight_decay": self.weight_decay, "seed": self.seed})
+            "weight_decay": self.weight_decay, "seed": self.seed}
+        if self.mixup_alpha:
+            # Only when on: runs recorded before mixup existed stay resumable.
+            identity["mixup_alpha"] = self.mixup_alpha
+        return checkpointing.canonical(identity)
 
 
 def _json_object(name):
@@ -139,6 +144,10 @@ def define_flags(flag_values=FLAGS):
          upper_bound=0.5, flag_values=fv)
     real("weight_decay", TrainConfig.weight_decay, "Decoupled weight decay of AdamW (biases and "
          "BatchNorm parameters excluded).", lower_bound=0.0, flag_values=fv)
+    real("mixup_alpha", TrainConfig.mixup_alpha, "Mixup (Zhang et al. 2018): each training "
+         "example is mixed with another of its batch, features and one-hot labels, with a weight "
+         "~ Beta(alpha, alpha) drawn per example; the loss is then cross-entropy on the soft "
+         "labels. 0: off. The paper uses 0.1-0.4.", flag_values=fv)
     integer("seed", TrainConfig.seed,
             "Seed of weight initialisation, shuffling and on-the-fly augmentation.",
             flag_values=fv)
@@ -163,6 +172,9 @@ def define_flags(flag_values=FLAGS):
         flags.register_validator(name, _json_object(name), flag_values=fv)
     flags.register_validator("learning_rate", lambda value: value > 0,
                              message="--learning_rate must be > 0", flag_values=fv)
+    flags.register_validator("mixup_alpha", lambda value: math.isfinite(value) and value >= 0,
+                             message="--mixup_alpha must be a number >= 0 (0: no mixup)",
+                             flag_values=fv)
     flags.register_validator("output_dir", lambda value: value is None or value.strip() != "",
                              message="--output_dir must not be empty", flag_values=fv)
 
@@ -211,7 +223,8 @@ def config_from_flags(flag_values=FLAGS):
         model_params=model_hparams(fv.model, json.loads(fv.model_params)),
         data_spec=spec, frontend_config=frontend_config, epochs=fv.epochs, batch_size=fv.batch_size,
         learning_rate=fv.learning_rate, lr_schedule=fv.lr_schedule,
-        warmup_fraction=fv.warmup_fraction, weight_decay=fv.weight_decay, seed=fv.seed,
+        warmup_fraction=fv.warmup_fraction, weight_decay=fv.weight_decay,
+        mixup_alpha=fv.mixup_alpha, seed=fv.seed,
         resume=fv.resume, fuse_every=fv.fuse_every,
         cache_dir=os.path.abspath(os.path.expanduser(fv.cache_dir)))
 
@@ -301,6 +314,38 @@ def _steps_per_epoch(dataset, num_examples, batch_size):
     return math.ceil(num_examples / batch_size)
 
 
+@keras.saving.register_keras_serializable(package="tflm_kws")
+def hard_or_soft_cross_entropy(y_true, y_pred):
+    """Cross-entropy from logits against integer labels (validation) or soft labels [B, classes]
+    (mixup's training batches): one loss for both, as Keras compiles one for fit and validation."""
+    if _soft(y_true, y_pred):
+        return keras.losses.categorical_crossentropy(y_true, y_pred, from_logits=True)
+    return keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+
+
+@keras.saving.register_keras_serializable(package="tflm_kws")
+def hard_label_accuracy(y_true, y_pred):
+    """Top-1 accuracy against integer labels, or against the dominant class of soft labels (a
+    mixed example counts as right when the model picks the clip that has the larger weight)."""
+    if _soft(y_true, y_pred):
+        y_true = tf.argmax(y_true, axis=-1)
+    return keras.metrics.sparse_categorical_accuracy(y_true, y_pred)
+
+
+def _soft(y_true, y_pred):
+    # Integer labels arrive as [B] or [B, 1]; soft labels as [B, classes] (classes >= 3).
+    return y_true.shape.rank == 2 and y_true.shape[-1] == y_pred.shape[-1]
+
+
+def loss_and_metrics(config):
+    """The compiled loss and metrics: Keras' sparse ones, or with mixup ones that take soft labels
+    too (the logs keep the names loss / accuracy either way)."""
+    if config.mixup_alpha > 0:
+        return hard_or_soft_cross_entropy, [
+            keras.metrics.MeanMetricWrapper(hard_label_accuracy, name="accuracy")]
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"]
+
+
 def _evaluate(model, data, split):
     x, y = data.features(split)
     predictions = metrics.predict_classes(model, frontend.features_to_model_input(x))
@@ -352,7 +397,8 @@ def run_training(config, strategy=None):
     # Seeded per session start: a resumed run is deterministic given the epoch it resumes at.
     keras.utils.set_random_seed(config.seed + initial_epoch)
     train_ds = _distribute_options(data.dataset("training", config.batch_size, training=True,
-                                                seed=config.seed + initial_epoch), strategy)
+                                                seed=config.seed + initial_epoch,
+                                                mixup_alpha=config.mixup_alpha), strategy)
     val_ds = _distribute_options(data.dataset("validation", config.batch_size, training=False),
                                  strategy)
     steps_per_epoch = _steps_per_epoch(train_ds, num_examples["training"], config.batch_size)
@@ -367,9 +413,8 @@ def run_training(config, strategy=None):
             learning_rate=learning_rate_schedule(config, steps_per_epoch),
             weight_decay=config.weight_decay)
         optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
-        model.compile(optimizer=optimizer,
-                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-                      metrics=["accuracy"])
+        loss, train_metrics = loss_and_metrics(config)
+        model.compile(optimizer=optimizer, loss=loss, metrics=train_metrics)
         # Slot variables exist before a restore, so every saved value has its variable to go to.
         optimizer.build(model.trainable_variables)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
@@ -454,7 +499,8 @@ def _finalize(config, data, labels, num_examples, state, steps_per_epoch, traine
         "training": {"batch_size": config.batch_size, "learning_rate": config.learning_rate,
                      "lr_schedule": config.lr_schedule,
                      "warmup_fraction": config.warmup_fraction,
-                     "weight_decay": config.weight_decay, "optimizer": "AdamW",
+                     "weight_decay": config.weight_decay, "mixup_alpha": config.mixup_alpha,
+                     "optimizer": "AdamW",
                      "seed": config.seed},
         "history": history,
     }
