@@ -28,6 +28,12 @@ def test_every_runnable_config_keeps_the_twin_deploy_graph():
                 == study.deploy_graph_signature("cnn", study.twin_hparams(config.hparams))), config
 
 
+def test_mixup_and_synthetic_mix_have_their_knobs():
+    by_name = {c.name: c for c in study.CONFIGS}
+    assert study.missing_knobs(by_name["mixup"]) == []
+    assert study.missing_knobs(by_name["synthetic_mix"]) == []
+
+
 def test_missing_knobs_are_named():
     config = study.StudyConfig("x", "regularization", "x", {"no_such_hparam": 1},
                                {"no_such_flag": 1, "data_params": {"no_such_field": 2}})
@@ -81,7 +87,7 @@ def test_quick_run_writes_the_study(tmp_path):
     assert report["seeds"] == [0] and report["epochs"] == 1
     entries = {e["name"]: e for e in report["configs"]}
     assert list(entries) == list(study.QUICK_CONFIGS)
-    for name in ("baseline", "copies_k2"):
+    for name in ("baseline", "copies_k2", "mixup"):
         entry = entries[name]
         assert entry["status"] == "done", entry
         assert entry["params"] == entry["twin_params"] and entry["macs"] == entry["twin_macs"]
@@ -91,12 +97,12 @@ def test_quick_run_writes_the_study(tmp_path):
             assert 0.0 < cmp["mcnemar"]["p_value"] <= 1.0
             assert set(cmp["sign_test"]) == {"wins", "losses", "ties", "p_value"}
     assert entries["copies_k2"]["train_params"] > entries["baseline"]["train_params"]
-    # Both configurations share one twin run (same cnn recipe), trained once.
+    # baseline and copies_k2 share one twin run (same cnn recipe), trained once; mixup's recipe
+    # differs (--mixup_alpha), so its twin is trained with mixup too.
     assert entries["baseline"]["runs"]["twin"] == entries["copies_k2"]["runs"]["twin"]
-    assert len(list(work.glob("cnn-*/seed0"))) == 1
-    # The mixup knob does not exist in training.train (yet): reported, not run.
-    if entries["mixup"]["status"] != "done":
-        assert entries["mixup"]["status"] == "missing knob" and entries["mixup"]["missing"]
+    assert entries["mixup"]["runs"]["twin"] != entries["baseline"]["runs"]["twin"]
+    assert len(list(work.glob("cnn-*/seed0"))) == 2
+    assert entries["mixup"]["train_flags"]["mixup_alpha"] == 0.2
     assert report["conclusion"]["best_by_validation"] in ("baseline", "copies_k2", "mixup")
     markdown = (out / "overparam_study.md").read_text()
     assert "| baseline | reference |" in markdown and "## Conclusion" in markdown
