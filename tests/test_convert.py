@@ -49,6 +49,15 @@ def trained_run(tmp_path_factory):
     return out
 
 
+def _int8_accuracy(run_dir, tflite_bytes, split):
+    import numpy as np  # pylint: disable=import-outside-toplevel
+    from tflm_kws import data as kws_data, evaluate, frontend  # pylint: disable=import-outside-toplevel
+    config, _, spec = frontend.load_features_json(run_dir / "features.json")
+    cache_dir = json.loads((run_dir / "metrics.json").read_text())["cache_dir"]
+    x, y = kws_data.load(kws_data.DataSpec.from_dict(spec), config, cache_dir).features(split)
+    return float(np.mean(np.argmax(evaluate.run_tflite(tflite_bytes, x, "tflite_ref"), 1) == y))
+
+
 def test_convert_end_to_end_with_qat(trained_run, tmp_path):
     out = tmp_path / "converted"
     sketch = tmp_path / "sketch"
@@ -69,6 +78,12 @@ def test_convert_end_to_end_with_qat(trained_run, tmp_path):
                 "ptq_int8_accuracy", "tflite_default_kernels_accuracy"):
         assert 0.0 <= report[key] <= 1.0, key
     assert report["tflm_accuracy"] == report["int8_accuracy"]  # identical outputs
+    # The shipped flatbuffer is the QAT or post-training one, whichever is better on validation.
+    better = ("qat" if report["qat_int8_val_accuracy"] >= report["ptq_int8_val_accuracy"]
+              else "ptq")
+    assert report["quantization"] == better
+    shipped_val = report[f"{better}_int8_val_accuracy"]
+    assert _int8_accuracy(trained_run, tflite_bytes, "validation") == pytest.approx(shipped_val)
     assert report["int8_minus_float"] == pytest.approx(report["int8_accuracy"]
                                                        - report["float_accuracy"])
     assert report["int8_minus_qat_keras"] == pytest.approx(report["int8_accuracy"]
