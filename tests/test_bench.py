@@ -33,7 +33,7 @@ def _fake_result(tmp_path, model, seed, labels, float_correct, tflm_correct, mac
             "int8_drop": float_accuracy - int8_accuracy, "fused_val_accuracy": float_accuracy,
             "tflm_latency_ms": 1.0 + seed, "train_seconds": 10.0 * (seed + 1),
             "tflm_identical": len(labels) if identical is None else identical,
-            "test_clips": len(labels), "ops": ["CONV_2D"]}
+            "test_clips": len(labels), "ops": ["CONV_2D"], "quantization": "qat"}
 
 
 def _mask(n_correct, n=100):

@@ -343,6 +343,7 @@ def _conversion_fields(report):
         "tensor_arena_size": int(report["tensor_arena_size"]),
         "ops": list(report["ops"]),
         "qat_seconds": float(report.get("qat_seconds", 0.0)),
+        "quantization": report["quantization"],  # the shipped flatbuffer: "qat" or "ptq"
     }
 
 
