@@ -23,7 +23,7 @@ constexpr bool kFeatureEnableLog = true;
 constexpr int kFeatureScaleShift = 6;
 constexpr float kFeatureInputScale = 0.0078125f;  // FEATURE_SCALE: model float input = int8 feature * this
 // Labels
-constexpr int kCategoryCount = 3;
+constexpr int kCategoryCount = 12;
 extern const char* const kCategoryLabels[kCategoryCount];   // defined in model_data.cc
 // Arena: measured arena_used_bytes from TFLM + margin, rounded up to 16
 constexpr int kTensorArenaSize = 9376;
