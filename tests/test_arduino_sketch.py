@@ -2,7 +2,6 @@
 microfrontend sources of the pymicro-features sdist, bit for bit against tflm_kws.frontend; the
 recognizer on scripted score sequences; the C array."""
 import json
-import pathlib
 import re
 import shutil
 import subprocess

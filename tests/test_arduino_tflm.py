@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, TFLM_TESTDATA, require
-from test_arduino_sketch import CLIPS, HOST_TEST, SKETCH, make, model_labels, require_model_data, require_tools
+from test_arduino_sketch import CLIPS, SKETCH, make, model_labels, require_model_data, require_tools
 
 BUILD = REPO / "build" / "arduino_host" / "tflm"
 

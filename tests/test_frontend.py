@@ -10,7 +10,7 @@ from tflm_kws import audio, frontend
 from tflm_kws.frontend import FrontendConfig
 from tensorflow.lite.experimental.microfrontend.python.ops import audio_microfrontend_op
 
-from conftest import TFLM_TESTDATA, require
+from conftest import TFLM_TESTDATA
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 

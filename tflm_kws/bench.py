@@ -20,11 +20,9 @@ from absl import app, flags, logging
 
 from tflm_kws import experiment, io_utils
 
-REPO = experiment.REPO
 ALL_MODELS = ("repcnn", "cnn", "rep_inceptionnext", "ds_cnn", "tiny_conv")
 # The models whose difference is the project's claim: they run with --seeds seeds.
 SEEDED_MODELS = ("repcnn", "cnn")
-DEFAULT_DATA_DIR = os.path.join(REPO, "..", "shared", "data", "speech_commands_v2_dev")
 # Targets of the benchmark (issue "Benchmark"); see `evaluate_targets`.
 TARGET_ERROR_REDUCTION = 0.30
 TARGET_MAC_RATIO = 1.0 / 3.0
@@ -51,15 +49,7 @@ def define_flags():
     flags.DEFINE_integer("epochs", 40, "Training epochs, the same for every model.", lower_bound=1)
     flags.DEFINE_integer("qat_epochs", 3, "Quantization-aware training epochs in conversion.",
                          lower_bound=0)
-    flags.DEFINE_string("train_flags", "{}", "JSON object of further training.train flags applied "
-                        "to every model alike, e.g. '{\"batch_size\": 100}'.")
-    flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR,
-                        "Speech Commands layout directory (12-class task).")
-    flags.DEFINE_string("output_dir", os.path.join(REPO, "bench"),
-                        "Where results.md, results.json and accuracy_vs_macs.png go.")
-    flags.DEFINE_string("work_dir", os.path.join(REPO, "runs", "bench"),
-                        "Where the training and conversion runs go (reused when re-run).")
-    flags.DEFINE_string("cache_dir", None, "Feature cache; default <work_dir>/cache.")
+    experiment.define_run_flags("results.md, results.json and accuracy_vs_macs.png")
     flags.DEFINE_integer("latency_invokes", experiment.DEFAULT_LATENCY_INVOKES,
                          "Minimum number of timed TFLM invokes per model (the median is reported).",
                          lower_bound=1)

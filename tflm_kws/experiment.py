@@ -34,6 +34,7 @@ import numpy as np
 from tflm_kws import io_utils
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DEFAULT_DATA_DIR = os.path.join(REPO, "..", "shared", "data", "speech_commands_v2_dev")
 TRAIN_SUBDIR = "train"
 SPEC_FILE = "experiment.json"
 # Enough invokes for a stable median on a busy shared host; a full test split is usually more.
@@ -345,6 +346,22 @@ def _conversion_fields(report):
         "qat_seconds": float(report.get("qat_seconds", 0.0)),
         "quantization": report["quantization"],  # the shipped flatbuffer: "qat" or "ptq"
     }
+
+
+def define_run_flags(outputs):
+    """The flags the benchmark and the study share; `outputs` names what --output_dir receives."""
+    from absl import flags  # pylint: disable=import-outside-toplevel
+    flags.DEFINE_string("train_flags", "{}", "JSON object of further training.train flags for "
+                        "every run, e.g. '{\"batch_size\": 100}'.")
+    flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR,
+                        "Speech Commands layout directory (12-class task).")
+    flags.DEFINE_string("output_dir", os.path.join(REPO, "bench"), f"Where {outputs} go.")
+    flags.DEFINE_string("work_dir", os.path.join(REPO, "runs", "bench"),
+                        "Where the training and conversion runs go, reused when re-run. The "
+                        "benchmark and the study share it by default: the study's `baseline` "
+                        "reuses the benchmark's repcnn and cnn runs, and configurations with the "
+                        "same recipe share one twin.")
+    flags.DEFINE_string("cache_dir", None, "Feature cache; default <work_dir>/cache.")
 
 
 def load_predictions(result, key):

@@ -17,7 +17,6 @@ the input channel count, when it is built), naming the layer and the reason.
 """
 import numbers
 
-import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 

@@ -29,8 +29,6 @@ from absl import app, flags, logging
 
 from tflm_kws import experiment, io_utils
 
-REPO = experiment.REPO
-DEFAULT_DATA_DIR = os.path.join(REPO, "..", "shared", "data", "speech_commands_v2_dev")
 REP_MODEL, TWIN_MODEL = "repcnn", "cnn"
 # Hyper-parameters that shape only the training form; the twin is built without them.
 TRAINING_FORM_HPARAMS = ("branches", "identity", "num_copies", "expansion")
@@ -120,17 +118,7 @@ def define_flags():
     flags.DEFINE_integer("epochs", 40, "Training epochs of the recipe (times epochs_factor); the "
                          "benchmark's default, so `baseline` is the benchmark's repcnn vs cnn.",
                          lower_bound=1)
-    flags.DEFINE_string("train_flags", "{}", "JSON object of training.train flags for every run "
-                        "(configurations add theirs on top).")
-    flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR,
-                        "Speech Commands layout directory (12-class task).")
-    flags.DEFINE_string("output_dir", os.path.join(REPO, "bench"),
-                        "Where overparam_study.md and overparam_study.json go.")
-    flags.DEFINE_string("work_dir", os.path.join(REPO, "runs", "bench"),
-                        "Where the training runs go, reused when re-run. Shared with the "
-                        "benchmark by default: `baseline` reuses its repcnn and cnn runs, and "
-                        "configurations with the same recipe share one twin.")
-    flags.DEFINE_string("cache_dir", None, "Feature cache; default <work_dir>/cache.")
+    experiment.define_run_flags("overparam_study.md and overparam_study.json")
     flags.DEFINE_bool("quick", False, "Smoke run: 1 epoch, 1 seed, a few clips per word; writes to "
                       "--output_dir/--work_dir when given, else to a new temp directory (never "
                       "bench/).")
