@@ -133,3 +133,11 @@ def test_experiment_run_dir_depends_on_recipe_not_on_seed(tmp_path):
         "/out", "/cache")
     assert "--data_params={\"x\": 1}" in argv and "--resume=true" in argv
     assert "--seed=2" in argv and "--model=cnn" in argv and "--output_dir=/out" in argv
+
+
+def test_recipe_hash_uses_effective_hyper_parameters():
+    # dropout 0.1 is cnn's default: spelled out or left to the default, it is the same recipe,
+    # so a changed default can never reuse runs trained under the old one.
+    implicit = experiment.Experiment(model="cnn", hparams={}, seed=0, epochs=3)
+    explicit = experiment.Experiment(model="cnn", hparams={"dropout": 0.1}, seed=0, epochs=3)
+    assert implicit.recipe_hash() == explicit.recipe_hash()

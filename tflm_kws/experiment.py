@@ -180,7 +180,14 @@ class Experiment:
         return "float" if self.qat_epochs is None else f"qat{int(self.qat_epochs)}"
 
     def recipe_hash(self):
-        text = json.dumps(self.recipe(), sort_keys=True)
+        """Hash of the recipe with the model's *effective* hyper-parameters (its builder's defaults
+        filled in), so that a changed model default never reuses runs made under the old one."""
+        from training import train as training  # pylint: disable=import-outside-toplevel
+        try:
+            hparams = training.model_hparams(self.model, self.hparams)
+        except (KeyError, training.UserInputError):
+            hparams = self.hparams  # not a valid model / hparams: training will say so by name
+        text = json.dumps(dict(self.recipe(), hparams=hparams), sort_keys=True)
         return hashlib.sha1(text.encode()).hexdigest()[:10]
 
     def run_dir(self, work_dir):
