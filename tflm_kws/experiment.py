@@ -355,6 +355,13 @@ def _conversion_fields(report):
     }
 
 
+def _identity(spec):
+    """(recipe hash, seed) of an experiment.json spec: what makes two specs the same run."""
+    fields = {k: spec[k] for k in ("model", "hparams", "seed", "epochs", "data_dir",
+                                   "train_flags")}
+    return Experiment(**fields).recipe_hash(), spec["seed"]
+
+
 def define_run_flags(outputs):
     """The flags the benchmark and the study share; `outputs` names what --output_dir receives."""
     from absl import flags  # pylint: disable=import-outside-toplevel
@@ -392,7 +399,9 @@ def run(experiment, work_dir, cache_dir, latency_invokes=DEFAULT_LATENCY_INVOKES
     spec_path = os.path.join(run_dir, SPEC_FILE)
     spec = dict(experiment.recipe(), seed=experiment.seed)
     if os.path.exists(spec_path):
-        if _read_json(spec_path) != spec:
+        # The same run may be asked for with defaults spelled out or left implicit.
+        recorded = _read_json(spec_path)
+        if _identity(recorded) != _identity(spec):
             raise ValueError(f"{spec_path} describes another experiment than {spec}")
     else:
         io_utils.atomic_write_json(spec_path, spec)
