@@ -12,7 +12,6 @@ docs/benchmark.md for the columns and how latency is measured.
 import json
 import os
 import sys
-import tempfile
 import time
 
 import tflm_kws  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -294,11 +293,7 @@ def main(argv):
                                               FLAGS.other_seeds)
     output_dir, work_dir, latency_invokes = FLAGS.output_dir, FLAGS.work_dir, FLAGS.latency_invokes
     if FLAGS.quick:
-        scratch = None
-        if not FLAGS["output_dir"].present or not FLAGS["work_dir"].present:
-            scratch = tempfile.mkdtemp(prefix="tflm_kws_bench_quick_")
-        output_dir = output_dir if FLAGS["output_dir"].present else os.path.join(scratch, "out")
-        work_dir = work_dir if FLAGS["work_dir"].present else os.path.join(scratch, "work")
+        output_dir, work_dir = experiment.quick_dirs(FLAGS, "tflm_kws_bench_quick_")
         epochs = epochs if FLAGS["epochs"].present else QUICK_EPOCHS
         qat_epochs = qat_epochs if FLAGS["qat_epochs"].present else QUICK_QAT_EPOCHS
         seeds = seeds if FLAGS["seeds"].present else 1

@@ -26,6 +26,7 @@ import json
 import math
 import os
 import sys
+import tempfile
 import time
 
 import tflm_kws  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -360,6 +361,15 @@ def _identity(spec):
     fields = {k: spec[k] for k in ("model", "hparams", "seed", "epochs", "data_dir",
                                    "train_flags")}
     return Experiment(**fields).recipe_hash(), spec["seed"]
+
+
+def quick_dirs(flag_values, prefix):
+    """(output_dir, work_dir) of a --quick smoke run: the flags' values where given on the command
+    line, else folders in a new temp directory (a smoke run never writes into bench/ or runs/)."""
+    given = {name: flag_values[name].present for name in ("output_dir", "work_dir")}
+    scratch = None if all(given.values()) else tempfile.mkdtemp(prefix=prefix)
+    return tuple(flag_values[name].value if given[name] else os.path.join(scratch, sub)
+                 for name, sub in (("output_dir", "out"), ("work_dir", "work")))
 
 
 def define_run_flags(outputs):

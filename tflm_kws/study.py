@@ -21,7 +21,6 @@ import dataclasses
 import inspect
 import json
 import os
-import tempfile
 import time
 
 import tflm_kws  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -349,11 +348,7 @@ def main(argv):
     epochs, seeds = FLAGS.epochs, FLAGS.seeds
     output_dir, work_dir = FLAGS.output_dir, FLAGS.work_dir
     if FLAGS.quick:
-        scratch = None
-        if not FLAGS["output_dir"].present or not FLAGS["work_dir"].present:
-            scratch = tempfile.mkdtemp(prefix="tflm_kws_study_quick_")
-        output_dir = output_dir if FLAGS["output_dir"].present else os.path.join(scratch, "out")
-        work_dir = work_dir if FLAGS["work_dir"].present else os.path.join(scratch, "work")
+        output_dir, work_dir = experiment.quick_dirs(FLAGS, "tflm_kws_study_quick_")
         epochs = epochs if FLAGS["epochs"].present else QUICK_EPOCHS
         seeds = seeds if FLAGS["seeds"].present else 1
         base_train_flags = experiment.merge_train_flags({"data_params": {"augment_variants": 1}},
