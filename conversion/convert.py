@@ -100,6 +100,17 @@ def _accuracy(outputs, labels):
     return metrics.accuracy(labels, np.argmax(outputs, axis=1))
 
 
+def _keras_accuracy(model, x, y):
+    """Accuracy of a float or fake-quant Keras model on int8 features `x`."""
+    outputs = model.predict(frontend.features_to_model_input(x), batch_size=256, verbose=0)
+    return _accuracy(outputs, y)
+
+
+def _int8_accuracy(tflite_bytes, x, y):
+    """Accuracy of an int8 flatbuffer in TFLite with reference kernels (TFLM's arithmetic)."""
+    return _accuracy(evaluate.run_tflite(tflite_bytes, x, "tflite_ref"), y)
+
+
 # Clean training clips that set the QAT activation ranges before fine-tuning.
 CALIBRATION_CLIPS = 1000
 
@@ -121,9 +132,7 @@ def convert_and_verify(fused_model, dataset, labels, qat_epochs, learning_rate=1
     x_test, y_test = dataset.features("testing")
     report = {"labels": list(labels), "qat_epochs": int(qat_epochs), "test_clips": int(len(y_test))}
 
-    float_logits = fused_model.predict(frontend.features_to_model_input(x_test), batch_size=256,
-                                       verbose=0)
-    report["float_accuracy"] = _accuracy(float_logits, y_test)
+    report["float_accuracy"] = _keras_accuracy(fused_model, x_test, y_test)
     log(f"float fused model: test accuracy {report['float_accuracy']:.4f} ({len(y_test)} clips)")
 
     ptq_bytes = export.convert_int8(fused_model, x_train, representative_samples)
@@ -137,21 +146,16 @@ def convert_and_verify(fused_model, dataset, labels, qat_epochs, learning_rate=1
             calibration_inputs=frontend.features_to_model_input(
                 _calibration_sample(x_train, CALIBRATION_CLIPS)))
         report["qat_seconds"] = round(time.time() - start, 1)
-        qat_logits = qat_model.predict(frontend.features_to_model_input(x_test), batch_size=256,
-                                       verbose=0)
-        report["qat_keras_accuracy"] = _accuracy(qat_logits, y_test)
+        report["qat_keras_accuracy"] = _keras_accuracy(qat_model, x_test, y_test)
         log(f"QAT model (fake quant, Keras): test accuracy {report['qat_keras_accuracy']:.4f}")
         qat_bytes = export.convert_int8(qat_model, x_train, representative_samples)
         export.check_deployable(qat_bytes, qat_model)
-        report["ptq_int8_accuracy"] = _accuracy(
-            evaluate.run_tflite(ptq_bytes, x_test, "tflite_ref"), y_test)
+        report["ptq_int8_accuracy"] = _int8_accuracy(ptq_bytes, x_test, y_test)
         # QAT fine-tunes as well as rounds, which can move accuracy either way on a small set; the
         # flatbuffer that ships is the one better on *validation* (the test split only reports).
         x_val, y_val = dataset.features("validation")
-        report["ptq_int8_val_accuracy"] = _accuracy(
-            evaluate.run_tflite(ptq_bytes, x_val, "tflite_ref"), y_val)
-        report["qat_int8_val_accuracy"] = _accuracy(
-            evaluate.run_tflite(qat_bytes, x_val, "tflite_ref"), y_val)
+        report["ptq_int8_val_accuracy"] = _int8_accuracy(ptq_bytes, x_val, y_val)
+        report["qat_int8_val_accuracy"] = _int8_accuracy(qat_bytes, x_val, y_val)
         use_qat = report["qat_int8_val_accuracy"] >= report["ptq_int8_val_accuracy"]
         report["quantization"] = "qat" if use_qat else "ptq"
         tflite_bytes = qat_bytes if use_qat else ptq_bytes
