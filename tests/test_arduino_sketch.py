@@ -1,6 +1,8 @@
 """The sketch's portable C++ without TFLM (runs in CI): the feature provider built with the
-microfrontend sources of the pymicro-features sdist, bit for bit against tflm_kws.frontend; the
-recognizer on scripted score sequences; the C array."""
+microfrontend sources of the pymicro-features sdist, bit for bit against tflm_kws.frontend (1 s
+clips, >= 10 minutes of audio captured in random chunk sizes through the audio ring buffer, and
+non-default frontend configs); the ring buffer; the recognizer on scripted score sequences; the C
+array."""
 import json
 import re
 import shutil
@@ -171,9 +173,19 @@ class Recognizer:
         return scores
 
 
+@pytest.fixture(scope="session")
+def core_tools():
+    """The recognizer driver and the ring buffer test: neither TFLM nor the microfrontend."""
+    require_model_data()
+    require_tools("make", "g++")
+    build = BUILD / "arduino_host" / "core"
+    make("core", f"BUILD={build}")
+    return build
+
+
 @pytest.fixture(scope="module")
-def recognizer(feature_tools):
-    r = Recognizer(feature_tools)
+def recognizer(core_tools):
+    r = Recognizer(core_tools)
     if len(r.labels) < 2:
         pytest.skip("the model has a single label")
     return r
@@ -233,3 +245,163 @@ def test_recognizer_rejects_time_going_backwards(recognizer):
     word = keyword(recognizer)
     out = recognizer.run([(100, recognizer.scores(word)), (80, recognizer.scores(word))])
     assert out[1] == ["80", "error"]
+
+
+def test_audio_ring_buffer(core_tools):
+    proc = subprocess.run([str(core_tools / "audio_ring_buffer_test")], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    passed = int(re.search(r"(\d+) passed, 0 failed", proc.stdout).group(1))
+    assert passed > 1000  # every chunk of ~200 wraps was checked
+
+
+# --- The feature provider on long audio, captured in random chunk sizes (as on the board, where
+# each inference takes 2-3 slices and the PDM callback delivers blocks of its own size). ---
+
+FIXTURES = REPO / "tests" / "fixtures"
+STREAM_SECONDS = 600
+
+
+def _stream_audio(seconds, seed):
+    """int16 audio of at least `seconds`: the committed fixture clips (speech and noise) in a seeded
+    random order and gain, so it runs the same with or without ../shared."""
+    from tflm_kws import audio
+    paths = sorted((FIXTURES / "speech_commands_mini").rglob("*.flac"))
+    paths += sorted((FIXTURES / "tflm_testdata").glob("*.wav"))
+    clips = [audio.load_audio(p).astype(np.float32) for p in paths]
+    rng = np.random.default_rng(seed)
+    pieces, total = [], 0
+    while total < seconds * 16000:
+        clip = clips[rng.integers(len(clips))] * rng.uniform(0.1, 3.0)
+        pieces.append(clip)
+        total += len(clip)
+    return np.clip(np.concatenate(pieces), -32768, 32767).astype(np.int16)
+
+
+def _write_wav(path, samples):
+    import wave
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(samples.astype("<i2").tobytes())
+
+
+def _stream_records(path, config):
+    dtype = np.dtype([("sample_count", "<i8"), ("slices", "<i8"), ("new_slices", "<i4"),
+                      ("window", "i1", (config.num_frames * config.num_channels,))])
+    return np.fromfile(path, dtype)
+
+
+def _expected_windows(samples, records, config):
+    """The windows the documented contract asks for (feature_provider.h): after each call, the
+    newest num_frames slices of a frontend that ran contiguously over the stream since the last
+    restart; a restart (fresh state at the oldest slice still needed) happens when more than a
+    window is pending; slices before the stream starts are zeros."""
+    frames, stride, window = config.num_frames, config.stride_samples, config.window_samples
+    next_slice, restarts, plan = 0, [0], []
+    for sample_count in records["sample_count"]:
+        available = (int(sample_count) - window) // stride + 1
+        pending = available - next_slice
+        if pending > frames:
+            restarts.append(available - frames)
+            pending = frames
+        plan.append((available, pending, len(restarts) - 1))
+        next_slice = available
+    segments = []
+    for i, start in enumerate(restarts):
+        last = max([available for available, _, seg in plan if seg == i], default=start)
+        segments.append(frontend_stream(samples[start * stride:(last - 1) * stride + window],
+                                        config))
+    expected = np.zeros((len(records), frames, config.num_channels), np.int8)
+    for row, (available, _, segment) in enumerate(plan):
+        start = restarts[segment]
+        for k in range(max(available - frames, start), available):
+            expected[row, k - (available - frames)] = segments[segment][k - start]
+    return expected, np.array([p[0] for p in plan]), np.array([p[1] for p in plan])
+
+
+def frontend_stream(audio, config):
+    from tflm_kws import frontend
+    return frontend.compute_stream_features(audio, config)
+
+
+def _run_stream(binary, wav, out, *flags):
+    proc = subprocess.run([str(binary), f"--out={out}", *flags, str(wav)], capture_output=True,
+                          text=True)
+    assert proc.returncode == 0, proc.stderr
+
+
+def _assert_stream_matches(binary, samples, tmp_path, config, *flags):
+    wav, out = tmp_path / "stream.wav", tmp_path / "stream.bin"
+    _write_wav(wav, samples)
+    _run_stream(binary, wav, out, *flags)
+    records = _stream_records(out, config)
+    expected, slices, new_slices = _expected_windows(samples, records, config)
+    assert records["slices"].tolist() == slices.tolist()
+    assert records["new_slices"].tolist() == new_slices.tolist()
+    device = records["window"].reshape(expected.shape)
+    bad = np.flatnonzero((device != expected).any(axis=(1, 2)))
+    assert not len(bad), (f"{len(bad)} of {len(records)} windows differ from Python's, first at "
+                          f"sample {records['sample_count'][bad[0]]}")
+    return records
+
+
+def test_feature_provider_matches_python_on_ten_minutes_in_random_chunks(feature_tools, tmp_path):
+    from tflm_kws import frontend
+    config = frontend.FrontendConfig()
+    samples = _stream_audio(STREAM_SECONDS, seed=0)
+    records = _assert_stream_matches(feature_tools / "kws_stream_features", samples, tmp_path,
+                                     config, "--seed=7", "--max_chunk=2000")
+    # The stream is long enough to wrap the 16384-sample ring buffer hundreds of times, and the
+    # calls saw 1, 2, 3 and more pending slices.
+    assert records["sample_count"][-1] >= STREAM_SECONDS * 16000 - config.stride_samples
+    assert records["sample_count"][-1] / 16384 > 500
+    assert {1, 2, 3} <= set(records["new_slices"].tolist())
+    assert records["new_slices"].max() > 3
+
+
+def test_feature_provider_restarts_when_more_than_a_window_is_pending(feature_tools, tmp_path):
+    from tflm_kws import frontend
+    config = frontend.FrontendConfig()
+    records = _assert_stream_matches(feature_tools / "kws_stream_features",
+                                     _stream_audio(90, seed=1), tmp_path, config, "--seed=3",
+                                     "--max_chunk=1500", "--big_every=20")
+    assert (records["new_slices"] == config.num_frames).sum() >= 3  # restarts happened
+
+
+# Every field the sketch reads from model_data.h changed from micro_speech's default at once.
+NON_DEFAULT_FRONTENDS = {
+    "all_fields": dict(clip_duration_ms=800, window_size_ms=25, window_stride_ms=10,
+                       num_channels=32, lower_band_limit=200.0, upper_band_limit=6000.0,
+                       smoothing_bits=8, even_smoothing=0.04, odd_smoothing=0.1,
+                       min_signal_remaining=0.2, pcan_strength=0.8, pcan_offset=40.0,
+                       gain_bits=18, scale_shift=5),
+    "no_pcan_no_log": dict(enable_pcan=False, enable_log=False, scale_shift=4, smoothing_bits=12),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NON_DEFAULT_FRONTENDS))
+def test_feature_provider_follows_non_default_frontend_config(pymicro_frontend_tree, tmp_path,
+                                                              name):
+    """model_data.h for another FrontendConfig: the sketch's features equal Python's, and differ
+    from the default config's (the setting reaches both sides)."""
+    from tflm_kws import carray, frontend
+    require_model_data()
+    config = frontend.FrontendConfig(**NON_DEFAULT_FRONTENDS[name])
+    sketch = tmp_path / "sketch"
+    sketch.mkdir()
+    for path in SKETCH.iterdir():
+        if path.suffix in (".h", ".cpp", ".cc") and not path.name.startswith("model_data"):
+            shutil.copy(path, sketch / path.name)
+    labels = model_labels()
+    (sketch / "model_data.h").write_text(carray.header_text(config, labels, 16, ["RESHAPE"]))
+    (sketch / "model_data.cc").write_text(carray.source_text(b"\0" * 16, labels))
+    build = tmp_path / "build"
+    make("features", f"FRONTEND_TREE={pymicro_frontend_tree}", f"SKETCH_DIR={sketch}",
+         f"BUILD={build}")
+    samples = _stream_audio(60, seed=2)
+    _assert_stream_matches(build / "kws_stream_features", samples, tmp_path, config, "--seed=5")
+    ours = frontend.compute_stream_features(samples, config)
+    default = frontend.compute_stream_features(samples, frontend.FrontendConfig())
+    assert ours.shape != default.shape or (ours != default).mean() > 0.1

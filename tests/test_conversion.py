@@ -1,4 +1,6 @@
 """QAT, int8 conversion and TFLM checks on small hand-built plain graphs (49 x 40 x 1 input)."""
+import pathlib
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -165,3 +167,119 @@ def test_calibration_sets_activation_ranges_to_the_observed_min_max():
                                rtol=0.02)  # fake-quantized weights move the output slightly
     assert float(ranges["quant_conv/post_activation_min"].numpy()) == 0.0
     assert float(ranges["quant_logits/post_activation_max"].numpy()) != 6.0
+
+
+# --- The checks that stand between a wrong model and the board, each with a model that fails it. ---
+
+def test_tflm_runtime_really_is_tflite_micro():
+    """'tflm' runs TFLite Micro's interpreter: it refuses an op that TFLite runs and TFLM lacks."""
+    inputs = keras.Input(SHAPE)
+    x = L.Conv2D(4, 3, padding="same")(inputs)
+    x = L.Activation("gelu", name="gelu_activation")(x)
+    model = keras.Model(inputs, L.Dense(3)(L.GlobalAveragePooling2D()(x)))
+    gelu_bytes = export.convert_int8(model, _features(10))
+    assert evaluate.run_tflite(gelu_bytes, _features(2), "tflite_ref").shape == (2, 3)
+    with pytest.raises(export.DeployError, match="GELU"):
+        evaluate.make_runner(gelu_bytes, "tflm")
+    from tflite_micro.python.tflite_micro import runtime  # pylint: disable=import-outside-toplevel
+    runner = evaluate.make_runner(export.convert_int8(_small_model(), _features(10)), "tflm")
+    assert isinstance(runner.interpreter, runtime.Interpreter)
+
+
+FIXTURE = pathlib.Path(__file__).parent / "fixtures" / "speech_commands_mini"
+
+
+@pytest.fixture(scope="module")
+def real_clip_model(tmp_path_factory):
+    """A small float model trained on the real clips of the fixture, and those clips' features."""
+    from tflm_kws import data as kws_data, frontend  # pylint: disable=import-outside-toplevel
+    spec = kws_data.DataSpec(data_dir=str(FIXTURE), wanted_words=["yes", "no"], augment_variants=0)
+    dataset = kws_data.load(spec, frontend.FrontendConfig(), str(tmp_path_factory.mktemp("cache")))
+    splits = [dataset.features(s) for s in ("training", "validation", "testing")]
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input(SHAPE)
+    x = L.Conv2D(8, (5, 3), strides=2, padding="same", activation="relu")(inputs)
+    x = L.Conv2D(16, 3, strides=2, padding="same", activation="relu")(x)
+    model = keras.Model(inputs, L.Dense(len(dataset.labels))(L.GlobalAveragePooling2D()(x)))
+    model.compile(keras.optimizers.Adam(3e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x_train, y_train = splits[0]
+    model.fit(frontend.features_to_model_input(x_train), y_train, epochs=40, batch_size=8,
+              verbose=0)
+    return model, x_train, np.concatenate([x for x, _ in splits])
+
+
+def test_int8_logits_follow_the_float_model_on_real_clips(real_clip_model):
+    """Calibrated on real features, the int8 model's logits are the float model's within a few
+    percent and it predicts the same class (a badly calibrated one is ~90 % off)."""
+    from tflm_kws import frontend  # pylint: disable=import-outside-toplevel
+    model, x_train, clips = real_clip_model
+    tflite_bytes = export.convert_int8(model, x_train)
+    float_logits = model.predict(frontend.features_to_model_input(clips), verbose=0)
+    runner = evaluate.make_runner(tflite_bytes, "tflm")
+    int8_logits = evaluate.dequantize_output(evaluate.run_tflite(tflite_bytes, clips, "tflm"),
+                                             runner.output_detail)
+    relative = np.abs(int8_logits - float_logits).max(1) / np.abs(float_logits).max(1)
+    assert np.median(relative) < 0.05 and relative.max() < 0.15, relative
+    assert np.mean(int8_logits.argmax(1) == float_logits.argmax(1)) >= 0.9
+
+
+def test_input_quantization_check_rejects_what_the_device_would_misread(monkeypatch):
+    model = _small_model()
+    good = export.convert_int8(model, _features(10))
+    export.check_input_quantization(good, 1 / 128)
+    with pytest.raises(export.DeployError, match="expected int8 scale 0.015625"):
+        export.check_input_quantization(good, 1 / 64)
+    # Representative inputs spanning half the feature range: input scale 1/256, not 1/128.
+    real = export.representative_inputs
+    monkeypatch.setattr(export, "representative_inputs", lambda *a, **k: real(*a, **k) / 2)
+    halved = export.convert_int8(model, _features(10))
+    with pytest.raises(export.DeployError, match="scale 0.0039"):
+        export.check_input_quantization(halved, 1 / 128)
+
+
+def test_per_channel_fully_connected_is_rejected(monkeypatch):
+    """The Arduino library's FULLY_CONNECTED reads one weight scale: per-channel weights fail."""
+    real = tf.lite.TFLiteConverter.from_concrete_functions
+
+    def per_channel_dense(*args, **kwargs):
+        converter = real(*args, **kwargs)
+        original_convert = converter.convert
+
+        def convert():
+            # pylint: disable-next=protected-access
+            converter._experimental_disable_per_channel_quantization_for_dense_layers = False
+            return original_convert()
+        converter.convert = convert
+        return converter
+    model = _small_model()
+    monkeypatch.setattr(tf.lite.TFLiteConverter, "from_concrete_functions", per_channel_dense)
+    tflite_bytes = export.convert_int8(model, _features(10))
+    ((op, tensors),) = _tensors_of(tflite_bytes, "FULLY_CONNECTED")
+    assert len(tensors[op["inputs"][1]]["quantization_parameters"]["scales"]) == 3
+    with pytest.raises(export.DeployError, match=r"FULLY_CONNECTED .*per-channel weights \(3 "):
+        export.check_deployable(tflite_bytes, model)
+
+
+def test_cmsis_nn_scratch_follows_each_kernel():
+    """Each op's scratch is what CMSIS-NN's get_buffer_size (ARM_MATH_DSP) returns for its shape,
+    and the arena written for the board covers the largest."""
+    inputs = keras.Input(SHAPE)
+    x = L.Conv2D(8, (5, 3), strides=2, padding="same", activation="relu", name="c53")(inputs)
+    x = L.Conv2D(12, 3, padding="same", activation="relu", name="c33")(x)      # c_in 8
+    x = L.Conv2D(12, 1, activation="relu", name="pw")(x)                        # 1x1 fast: 0
+    x = L.Conv2D(12, 1, strides=2, activation="relu", name="pw_s2")(x)          # strided 1x1
+    x = L.DepthwiseConv2D((3, 1), padding="same", name="dw")(x)                 # c_in == c_out
+    x = L.DepthwiseConv2D(3, depth_multiplier=2, padding="same", name="dw_x2")(x)  # 12 -> 24
+    x = L.AveragePooling2D((7, 5), name="pool")(x)                              # 13x10 -> 1x2
+    model = keras.Model(inputs, L.Dense(3, name="logits")(L.Flatten()(x)))
+    tflite_bytes = export.convert_int8(model, _features(10))
+    per_op = [(name, size) for _, name, size in export.cmsis_nn_scratch_per_op(tflite_bytes)]
+    assert per_op == [("CONV_2D", 2 * 1 * 5 * 3 * 2), ("CONV_2D", 2 * 8 * 3 * 3 * 2),
+                      ("CONV_2D", 0), ("CONV_2D", 2 * 12 * 1 * 1 * 2),
+                      ("DEPTHWISE_CONV_2D", 12 * 3 * 1 * 2), ("DEPTHWISE_CONV_2D", 0),
+                      ("AVERAGE_POOL_2D", 24 * 4)]
+    assert export.cmsis_nn_scratch_bytes(tflite_bytes) == 2 * 8 * 3 * 3 * 2
+    used = export.tflm_arena_used_bytes(tflite_bytes)
+    arena = export.recommended_arena_bytes(used, export.cmsis_nn_scratch_bytes(tflite_bytes))
+    assert arena >= used + 288 and arena % 16 == 0

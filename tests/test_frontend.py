@@ -41,13 +41,12 @@ def test_config_rejects_unknown_key_and_bad_values():
 
 
 def test_int8_mapping_matches_micro_speech_integer_formula():
-    # micro_features_generator.cpp: value = (x * 256 + 666 / 2) / 666 - 128, clamped to int8.
-    x = np.array([0, 1, 332, 333, 334, 665, 666, 670, 1000, 65535], np.uint16)
-    expected = np.array([(int(v) * 256 + 333) // 666 - 128 for v in x])
-    expected = np.clip(expected, -128, 127)
-    assert frontend.frontend_output_to_int8(x).tolist() == expected.tolist()
-    assert frontend.frontend_output_to_int8(tf.constant(x)).numpy().tolist() == expected.tolist()
-    assert frontend.frontend_output_to_int8(np.array([333, 666], np.uint16)).tolist() == [0, 127]
+    # micro_features_generator.cpp: value = (x * 256 + 666 / 2) / 666 - 128, clamped to int8;
+    # the expected values are worked out by hand from that line.
+    x = np.array([0, 1, 2, 100, 200, 332, 333, 500, 600, 664, 665, 666, 1000, 65535], np.uint16)
+    expected = [-128, -128, -127, -90, -51, 0, 0, 64, 103, 127, 127, 127, 127, 127]
+    assert frontend.frontend_output_to_int8(x).tolist() == expected
+    assert frontend.frontend_output_to_int8(tf.constant(x)).numpy().tolist() == expected
 
 
 @pytest.mark.parametrize("path", _yes_clips(), ids=lambda p: p.parent.name)
@@ -59,10 +58,9 @@ def test_features_of_yes_clip(path):
     assert features.dtype == np.int8 and features.shape == (49, 40)
     raw = audio_microfrontend_op.audio_microfrontend(
         tf.constant(clip), sample_rate=16000, window_size=30, window_step=20, num_channels=40,
-        out_scale=1, out_type=tf.uint16).numpy().astype(np.int64)
+        out_scale=1, out_type=tf.uint16).numpy()
     assert raw.shape == (49, 40)
-    expected = np.clip((raw * 256 + 333) // 666 - 128, -128, 127)
-    np.testing.assert_array_equal(features, expected)
+    np.testing.assert_array_equal(features, frontend.frontend_output_to_int8(raw))
     # A spoken word spans the range: quiet channels near -128, the word well above zero.
     assert features.min() < -100 and features.max() > 60
     model_input = frontend.features_to_model_input(features)
@@ -103,3 +101,46 @@ def test_features_json_round_trip(tmp_path):
     path.write_text(json.dumps(obj))
     with pytest.raises(ValueError, match="bogus"):
         frontend.load_features_json(path)
+
+
+# A value for each FrontendConfig field that shapes the features, other than its default.
+CHANGED_FIELDS = dict(lower_band_limit=300.0, upper_band_limit=5000.0, smoothing_bits=5,
+                      even_smoothing=0.1, odd_smoothing=0.2, min_signal_remaining=0.3,
+                      enable_pcan=False, pcan_strength=0.5, pcan_offset=20.0, gain_bits=16,
+                      enable_log=False, scale_shift=4, window_size_ms=25)
+
+
+@pytest.mark.parametrize("field", sorted(CHANGED_FIELDS))
+def test_every_frontend_field_changes_the_features(field):
+    """A --frontend_params setting reaches the microfrontend (tests/test_arduino_sketch.py checks
+    that the device computes the same features for non-default configs)."""
+    import dataclasses
+    clips = [audio.load_audio(FIXTURES / "tflm_testdata" / f"{w}_1000ms.wav") for w in ("yes", "no")]
+    stream = np.concatenate(clips)
+    default = frontend.FrontendConfig()
+    changed = dataclasses.replace(default, **{field: CHANGED_FIELDS[field]})
+    base = frontend.compute_stream_features(stream, default)
+    ours = frontend.compute_stream_features(stream, changed)
+    assert ours.shape == base.shape
+    assert (ours != base).mean() > 0.01, f"{field}={CHANGED_FIELDS[field]} left the features alone"
+
+
+def test_shape_fields_set_the_feature_shape():
+    clip = audio.load_audio(FIXTURES / "tflm_testdata" / "yes_1000ms.wav")
+    config = frontend.FrontendConfig(window_stride_ms=10, num_channels=20, clip_duration_ms=800)
+    features = frontend.compute_features(clip[:12800], config)
+    assert features.shape == config.feature_shape == (78, 20)
+
+
+def test_stream_features_carry_state_across_windows():
+    """The continuous stream's second second differs from a fresh start on that second (noise
+    estimate and gain carry over), and its first second is the per-clip features."""
+    config = frontend.FrontendConfig()
+    yes, no = (audio.load_audio(FIXTURES / "tflm_testdata" / f"{w}_1000ms.wav") for w in ("yes", "no"))
+    stream = frontend.compute_stream_features(np.concatenate([yes, no]), config)
+    assert stream.shape == (1 + (32000 - 480) // 320, 40)
+    np.testing.assert_array_equal(stream[:49], frontend.compute_features(yes, config))
+    assert (stream[50:99] != frontend.compute_features(no, config)).any()
+    assert frontend.compute_stream_features(np.zeros(100, np.int16), config).shape == (0, 40)
+    with pytest.raises(TypeError, match="1-D int16"):
+        frontend.compute_stream_features(np.zeros(16000, np.float32), config)

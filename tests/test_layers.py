@@ -75,6 +75,12 @@ NAMED_CONFIGS = [  # the published branch sets, so the sweep always covers them
                               identity=True), (2, 25, 10, 4)),
     (RepDepthwiseConv2D, dict(kernel_size=(3, 3), strides=2, depth_multiplier=3,
                               branches=[(3, 3), (1, 1)], padding="valid"), (2, 10, 9, 2)),
+    (RepConv2D, dict(filters=4, kernel_size=(3, 3), dilation_rate=(2, 1), branches=[
+        (3, 3), (1, 3), (1, 1)], identity=True), (2, 11, 7, 4)),               # dilated, same
+    (RepConv2D, dict(filters=5, kernel_size=(5, 1), dilation_rate=(1, 2), padding="valid",
+                     branches=[(5, 1), (3, 1)]), (2, 12, 6, 3)),               # dilated, valid
+    (RepDepthwiseConv2D, dict(kernel_size=(3, 3), dilation_rate=2, branches=[(3, 3), (1, 1)],
+                              identity=True), (2, 9, 9, 3)),
 ]
 
 

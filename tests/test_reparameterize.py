@@ -175,6 +175,23 @@ def test_fuse_callback_logs_verifies_and_saves(tmp_path):
     assert [p.name for p in path.parent.iterdir()] == ["fused.keras"]  # no temp file left
 
 
+def test_fuse_callback_fuses_every_n_th_epoch_only():
+    rng = np.random.default_rng(7)
+    model = _functional(rep=True)
+    model.compile(optimizer="adam",
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    (x, y), validation = _data(rng), _data(rng, 16)
+    callback = RepFuseCallback(validation_data=validation, every_n_epochs=2)
+    seen = []
+
+    class Recorder(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append((epoch + 1, "fused_val_accuracy" in logs))
+    model.fit(x, y, batch_size=8, epochs=5, callbacks=[callback, Recorder()], verbose=0)
+    assert seen == [(1, False), (2, True), (3, False), (4, True), (5, False)]
+    assert callback.fused_model is not None  # and once more at the end of training
+
+
 def test_fuse_callback_raises_when_fused_model_differs(tmp_path, monkeypatch):
     rng = np.random.default_rng(6)
     model = _functional(rep=True)

@@ -79,15 +79,15 @@ class TflmRunner:
 
     def __init__(self, tflite_bytes, arena_size=None):
         from tflm_kws import export  # pylint: disable=import-outside-toplevel
-        self._interpreter = export.tflm_interpreter(tflite_bytes, arena_size)
-        self.input_detail = self._interpreter.get_input_details(0)
-        self.output_detail = self._interpreter.get_output_details(0)
+        self.interpreter = export.tflm_interpreter(tflite_bytes, arena_size)
+        self.input_detail = self.interpreter.get_input_details(0)
+        self.output_detail = self.interpreter.get_output_details(0)
 
     def run(self, x):
         # TFLM reuses the input buffer during Invoke: the input is written before every call.
-        self._interpreter.set_input(x, 0)
-        self._interpreter.invoke()
-        return np.array(self._interpreter.get_output(0), copy=True)
+        self.interpreter.set_input(x, 0)
+        self.interpreter.invoke()
+        return np.array(self.interpreter.get_output(0), copy=True)
 
 
 def make_runner(tflite_bytes, runtime):

@@ -250,16 +250,22 @@ def tflm_arena_used_bytes(tflite_bytes):
     return int(match.group(1))
 
 
-def cmsis_nn_scratch_bytes(tflite_bytes):
-    """Largest per-op CMSIS-NN scratch buffer (bytes) the Arduino build adds to the arena.
+def cmsis_nn_scratch_per_op(tflite_bytes):
+    """[(op index, op name, bytes)]: the scratch buffer CMSIS-NN's Cortex-M4 (DSP) kernels ask of
+    the arena for each op; the host runtime's reference kernels ask for none.
 
-    The host runtime uses reference kernels, which need no scratch; CMSIS-NN's Cortex-M4 (DSP)
-    kernels allocate one per op from the arena: convolve_s8 2*c_in*kh*kw int16 (none for an
-    unpadded stride-1 1x1), depthwise_conv_s8_opt c_in*kh*kw int16 when c_in == c_out,
-    avgpool c_in int32.
+    These are the `*_get_buffer_size` functions of the CMSIS-NN in the Arduino library (Feb-2023
+    sync), for ARM_MATH_DSP without MVE, as TFLM's cmsis_nn kernels call them:
+      CONV_2D            arm_convolve_wrapper_s8: 0 for an unpadded stride-1 1x1 kernel (the
+                         1x1 fast path), else 2 * c_in * kh * kw int16 (im2col of two columns);
+      DEPTHWISE_CONV_2D  arm_depthwise_conv_wrapper_s8: c_in * kh * kw int16 when c_in == c_out
+                         (depth multiplier 1; dilation is not read here, so a dilated depthwise
+                         conv, which needs none, is over-counted), else 0;
+      AVERAGE_POOL_2D    arm_avgpool_s8: c_in int32;
+      FULLY_CONNECTED    arm_fully_connected_s8: 0.
     """
     ops, tensors = ops_details(tflite_bytes)
-    largest = 0
+    sizes = []
     for op in ops:
         name = op["op_name"]
         if name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D"):
@@ -268,14 +274,22 @@ def cmsis_nn_scratch_bytes(tflite_bytes):
         out_shape = tensors[op["outputs"][0]]["shape"]
         c_in = int(in_shape[-1])
         if name == "AVERAGE_POOL_2D":
-            largest = max(largest, 4 * c_in)
+            sizes.append((op["index"], name, 4 * c_in))
             continue
         kh, kw = (int(d) for d in tensors[op["inputs"][1]]["shape"][1:3])
         if name == "CONV_2D":
-            largest = max(largest, 2 * c_in * kh * kw * 2)
-        elif c_in == int(out_shape[-1]):
-            largest = max(largest, c_in * kh * kw * 2)
-    return largest
+            # A 1x1 kernel has no padding under SAME or VALID; the stride is the output's ratio.
+            stride_one = tuple(in_shape[1:3]) == tuple(out_shape[1:3])
+            size = 0 if (kh, kw) == (1, 1) and stride_one else 2 * c_in * kh * kw * 2
+        else:
+            size = c_in * kh * kw * 2 if c_in == int(out_shape[-1]) else 0
+        sizes.append((op["index"], name, size))
+    return sizes
+
+
+def cmsis_nn_scratch_bytes(tflite_bytes):
+    """Largest per-op CMSIS-NN scratch buffer (bytes; see `cmsis_nn_scratch_per_op`)."""
+    return max([size for _, _, size in cmsis_nn_scratch_per_op(tflite_bytes)], default=0)
 
 
 def recommended_arena_bytes(arena_used_bytes, scratch_bytes, margin=1024):

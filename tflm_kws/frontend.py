@@ -146,6 +146,22 @@ def compute_features(audio_int16: np.ndarray, config: FrontendConfig) -> np.ndar
     return frontend_output_to_int8(raw)
 
 
+def compute_stream_features(audio_int16: np.ndarray, config: FrontendConfig) -> np.ndarray:
+    """int8 [num_slices, num_channels] of audio of any length fed into one frontend state.
+
+    This is what the device computes when it runs continuously: slice k covers samples
+    [k * stride, k * stride + window); its noise-reduction and gain state carries over from every
+    earlier slice (so it differs from `compute_features` of a window cut out of the stream).
+    """
+    audio = np.asarray(audio_int16)
+    if audio.dtype != np.int16 or audio.ndim != 1:
+        raise TypeError(f"compute_stream_features: audio must be 1-D int16, got {audio.dtype} "
+                        f"{audio.shape}")
+    if len(audio) < config.window_samples:
+        return np.zeros((0, config.num_channels), np.int8)
+    return frontend_output_to_int8(_microfrontend(tf.constant(audio), config).numpy())
+
+
 def features_graph(audio_int16: tf.Tensor, config: FrontendConfig) -> tf.Tensor:
     """TF-graph form of `compute_features` for one int16 [clip_samples] tensor (for tf.data)."""
     features = frontend_output_to_int8(_microfrontend(audio_int16, config))
