@@ -101,6 +101,17 @@ def feature_tools(pymicro_frontend_tree):
     return build
 
 
+def model_bytes():
+    """The flatbuffer held by model_data.cc."""
+    text = (SKETCH / "model_data.cc").read_text()
+    block = re.search(r"g_model_data\[\]\s*=\s*\{(.*?)\};", text, re.S)
+    assert block, "model_data.cc has no g_model_data initializer"
+    data = bytes(int(v, 0) for v in re.findall(r"0x[0-9a-fA-F]+|\b\d+\b", block.group(1)))
+    length = re.search(r"g_model_data_len\s*=\s*(\d+)", text)
+    assert length and int(length.group(1)) == len(data)
+    return data
+
+
 def model_labels():
     text = (SKETCH / "model_data.cc").read_text()
     block = re.search(r"kCategoryLabels\[kCategoryCount\]\s*=\s*\{(.*?)\};", text, re.S)
@@ -405,3 +416,123 @@ def test_feature_provider_follows_non_default_frontend_config(pymicro_frontend_t
     ours = frontend.compute_stream_features(samples, config)
     default = frontend.compute_stream_features(samples, frontend.FrontendConfig())
     assert ours.shape != default.shape or (ours != default).mean() > 0.1
+
+
+# --- The sketch's model glue with the committed model's real outputs (no TFLM tree needed: the
+# tflite_micro runtime computes the outputs, the C++ turns them into inputs, scores, detections). ---
+
+@pytest.fixture(scope="module")
+def committed_model():
+    from tflm_kws import evaluate
+    require_model_data()
+    tflite_bytes = model_bytes()
+    runner = evaluate.make_runner(tflite_bytes, "tflm")
+    return tflite_bytes, runner, evaluate.ends_in_softmax(tflite_bytes)
+
+
+def _raw_outputs(runner, windows):
+    from tflm_kws import evaluate
+    inputs = evaluate.quantize_input(windows, runner.input_detail)
+    shape = tuple(runner.input_detail["shape"])
+    return np.stack([runner.run(x.reshape(shape)).reshape(-1) for x in inputs])
+
+
+def _scale_zero(detail):
+    q = detail["quantization_parameters"]
+    return float(q["scales"][0]), int(q["zero_points"][0])
+
+
+def test_model_input_table_is_the_python_quantization(core_tools, committed_model):
+    from tflm_kws import evaluate
+    _, runner, _ = committed_model
+    values = np.arange(-128, 128, dtype=np.int8).reshape(1, 1, 256)
+    requests = [_scale_zero(runner.input_detail), (1 / 64, 5), (1 / 300, -20), (0.05, 0)]
+    text = "".join(f"table {scale!r} {zero}\n" for scale, zero in requests)
+    proc = subprocess.run([str(core_tools / "model_scores_driver")], input=text,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for (scale, zero), line in zip(requests, proc.stdout.splitlines()):
+        detail = {"dtype": np.int8, "quantization": (np.float32(scale), zero)}
+        expected = evaluate.quantize_input(values, detail).reshape(-1)
+        assert [int(v) for v in line.split()] == expected.tolist(), (scale, zero)
+
+
+def test_model_scores_are_the_python_scores_on_real_clips(core_tools, committed_model):
+    """The model's raw outputs on real clips -> the scores the recognizer sees, in C++ and in
+    tflm_kws.evaluate.device_scores (what the wake-word evaluation uses)."""
+    from tflm_kws import audio, evaluate, frontend
+    _, runner, is_probability = committed_model
+    config = frontend.FrontendConfig()
+    paths = [p for p in sorted((FIXTURES / "speech_commands_mini").glob("*/*.flac"))
+             if p.parent.name != "_background_noise_"]
+    paths += sorted((FIXTURES / "tflm_testdata").glob("*.wav"))
+    clips = [audio.load_audio(p)[:config.clip_samples] for p in paths]
+    windows = np.stack([frontend.compute_features(np.pad(c, (0, config.clip_samples - len(c))),
+                                                  config) for c in clips])
+    raw = _raw_outputs(runner, windows)
+    scale, zero = _scale_zero(runner.output_detail)
+    lines = [f"scores {scale!r} {zero} {int(is_probability)} " + " ".join(map(str, row))
+             for row in raw.tolist()]
+    # Also both conversions at once, and saturated outputs.
+    lines += [f"scores {scale!r} {zero} {p} " + " ".join(["127"] + ["-128"] * (raw.shape[1] - 1))
+              for p in (0, 1)]
+    proc = subprocess.run([str(core_tools / "model_scores_driver")], input="\n".join(lines) + "\n",
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    device = np.array([[int(v) for v in line.split()] for line in proc.stdout.splitlines()])
+    extremes = np.array([[127] + [-128] * (raw.shape[1] - 1)] * 2, np.int8)
+    expected = np.concatenate([
+        evaluate.device_scores(raw, runner.output_detail, is_probability),
+        evaluate.device_scores(extremes[:1], runner.output_detail, False),
+        evaluate.device_scores(extremes[1:], runner.output_detail, True)]).astype(int)
+    assert np.abs(device - expected).max() <= 1  # float exp: 1 ulp apart at a rounding edge
+    assert (device == expected).mean() > 0.99
+    assert device[-2, 0] == 255 and device[-2, 1:].max() == 0  # one logit far above the rest
+
+
+def _spotter(binary, wav, windows, *flags):
+    proc = subprocess.run([str(binary), f"--windows_out={windows}", *map(str, flags), str(wav)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return [line.split() for line in proc.stdout.splitlines()]
+
+
+@pytest.mark.parametrize("clip,word", [("yes_1000ms.wav", "yes"), ("no_1000ms.wav", None),
+                                       ("silence_1000ms.wav", None)])
+def test_keyword_spotter_with_the_real_model(feature_tools, committed_model, tmp_path, clip, word):
+    """keyword_spotter.cpp on a clip with 1 s of silence either side: every window the model gets
+    is the newest of Python's continuous features, its time is the window's end, its scores are the
+    model's (replayed from the tflite_micro runtime), and the recognizer reports the word once
+    (the committed model's "no" on no_1000ms.wav stays below the threshold: no detection)."""
+    from tflm_kws import audio, evaluate, frontend
+    _, runner, is_probability = committed_model
+    config = frontend.FrontendConfig()
+    clip_audio = audio.load_audio(FIXTURES / "tflm_testdata" / clip) if (
+        FIXTURES / "tflm_testdata" / clip).exists() else audio.load_audio(require(TFLM_TESTDATA) / clip)
+    silence = np.zeros(16000, np.int16)
+    samples = np.concatenate([silence, clip_audio, silence])
+    wav = tmp_path / "stream.wav"
+    _write_wav(wav, samples)
+    binary = feature_tools / "kws_spotter_replay"
+    first = _spotter(binary, wav, tmp_path / "windows1.bin")
+    windows = np.fromfile(tmp_path / "windows1.bin", np.int8).reshape(-1, *config.feature_shape)
+    # One inference per 20 ms slice; its window is the newest num_frames slices of the stream.
+    stream = frontend.compute_stream_features(samples, config)
+    padded = np.concatenate([np.zeros((config.num_frames - 1, config.num_channels), np.int8), stream])
+    assert len(windows) == len(first) == len(stream)
+    for k in (0, 1, 48, 49, 50, len(stream) - 1):
+        np.testing.assert_array_equal(windows[k], padded[k:k + config.num_frames])
+    assert [int(row[0]) for row in first] == [20 * k + 30 for k in range(len(stream))]
+    # Replay the real model's outputs on those windows.
+    raw = _raw_outputs(runner, windows)
+    (tmp_path / "outputs.bin").write_bytes(raw.astype(np.int8).tobytes())
+    scale, zero = _scale_zero(runner.output_detail)
+    rows = _spotter(binary, wav, tmp_path / "windows2.bin", f"--outputs={tmp_path / 'outputs.bin'}",
+                    f"--output_scale={scale!r}", f"--output_zero_point={zero}",
+                    *(["--probability"] if is_probability else []))
+    assert (tmp_path / "windows2.bin").read_bytes() == (tmp_path / "windows1.bin").read_bytes()
+    scores = np.array([[int(v) for v in row[4:]] for row in rows])
+    expected = evaluate.device_scores(raw, runner.output_detail, is_probability).astype(int)
+    assert np.abs(scores - expected).max() <= 1
+    detections = [row[1] for row in rows if row[3] == "1" and row[1] != "_silence_"]
+    assert detections == ([word] if word else []), detections

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from conftest import REPO, TFLM_TESTDATA, require
-from test_arduino_sketch import CLIPS, SKETCH, make, model_labels, require_model_data, require_tools
+from test_arduino_sketch import (CLIPS, SKETCH, make, model_bytes, model_labels, require_model_data,
+                                 require_tools)
 
 BUILD = REPO / "build" / "arduino_host" / "tflm"
 
@@ -24,17 +25,6 @@ def kws_host():
     require_tools("make", "g++", "gcc")
     make(f"TFLM_TREE={pathlib.Path(tree).resolve()}", f"BUILD={BUILD}")
     return BUILD / "kws_host"
-
-
-def model_bytes():
-    """The flatbuffer held by model_data.cc."""
-    text = (SKETCH / "model_data.cc").read_text()
-    block = re.search(r"g_model_data\[\]\s*=\s*\{(.*?)\};", text, re.S)
-    assert block, "model_data.cc has no g_model_data initializer"
-    data = bytes(int(v, 0) for v in re.findall(r"0x[0-9a-fA-F]+|\b\d+\b", block.group(1)))
-    length = re.search(r"g_model_data_len\s*=\s*(\d+)", text)
-    assert length and int(length.group(1)) == len(data)
-    return data
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,11 @@ def test_quantize_input_follows_the_input_tensor():
     float_detail = {"dtype": np.float32, "quantization": (0.0, 0)}
     np.testing.assert_array_equal(evaluate.quantize_input(clips, float_detail)[..., 0],
                                   clips.astype(np.float32) / 128)
-    # Half the resolution and an offset zero point: q = round(v / 2) + 5, clamped.
+    # Half the resolution and an offset zero point: q = round(v / 2) + 5, halves away from zero
+    # (as the sketch's lround), clamped.
     detail = {"dtype": np.int8, "quantization": (1 / 64, 5)}
     np.testing.assert_array_equal(evaluate.quantize_input(clips, detail)[..., 0],
-                                  [[[-59, 5, 5, 5, 69]]])
+                                  [[[-59, 4, 5, 6, 69]]])
 
 
 def test_format_report_lists_every_class():

@@ -36,7 +36,9 @@ def quantize_input(features_int8, input_detail):
         return x
     scale, zero_point = _scale_and_zero_point(input_detail)
     info = np.iinfo(dtype)
-    q = np.round(x / scale) + zero_point
+    # Round half away from zero, as the device (model_scores.cpp) and TFLite's own quantize do.
+    scaled = x.astype(np.float64) / scale
+    q = np.sign(scaled) * np.floor(np.abs(scaled) + 0.5) + zero_point
     return np.clip(q, info.min, info.max).astype(dtype)
 
 
@@ -46,6 +48,34 @@ def dequantize_output(outputs, output_detail):
         return np.asarray(outputs, np.float32)
     scale, zero_point = _scale_and_zero_point(output_detail)
     return (np.asarray(outputs, np.float32) - zero_point) * scale
+
+
+def device_scores(raw_outputs, output_detail, output_is_probability):
+    """uint8 [N, classes] recognizer scores the sketch computes from raw int8 outputs [N, classes]
+    (arduino/tflm_kws/model_scores.cpp): probability * 256, rounded half away from zero, clamped
+    to 0..255; probabilities are the dequantized output when the model ends in SOFTMAX, else a
+    float32 softmax of the dequantized logits shifted by the largest raw value."""
+    raw = np.asarray(raw_outputs)
+    if raw.dtype != np.int8 or raw.ndim != 2:
+        raise ValueError(f"device_scores: need int8 [N, classes], got {raw.dtype} {raw.shape}")
+    scale, zero_point = _scale_and_zero_point(output_detail)
+    scale = np.float32(scale)
+    if output_is_probability:
+        probabilities = (raw.astype(np.int32) - zero_point).astype(np.float32) * scale
+    else:
+        shifted = (raw.astype(np.int32) - raw.max(axis=1, keepdims=True)).astype(np.float32)
+        exp = np.exp(shifted * scale, dtype=np.float32)
+        probabilities = exp / exp.sum(axis=1, keepdims=True, dtype=np.float32)
+    scaled = probabilities.astype(np.float32) * np.float32(256.0)
+    rounded = np.sign(scaled) * np.floor(np.abs(scaled) + np.float32(0.5))
+    return np.clip(rounded, 0, 255).astype(np.uint8)
+
+
+def ends_in_softmax(tflite_bytes):
+    """Whether the model's last op is SOFTMAX (its output is then a probability)."""
+    from tflm_kws import export  # pylint: disable=import-outside-toplevel
+    ops, _ = export.ops_details(tflite_bytes)
+    return bool(ops) and ops[-1]["op_name"] == "SOFTMAX"
 
 
 def _scale_and_zero_point(detail):

@@ -26,6 +26,7 @@
 #include "dump_json.h"
 #include "host_audio_provider.h"
 #include "keyword_spotter.h"
+#include "model_runner.h"
 #include "model_data.h"
 #include "recognize_commands.h"
 #include "wav_reader.h"
@@ -111,26 +112,33 @@ bool ReadExpected(const std::string& path, std::map<std::string, std::string>* e
   return true;
 }
 
-// A fresh spotter per file: the board after reset.
-std::unique_ptr<KeywordSpotter> StartSpotter(uint8_t* arena, size_t arena_bytes) {
+// The sketch's model and spotter, as tflm_kws.ino wires them.
+struct Device {
+  Device(uint8_t* arena, size_t arena_bytes) : model(arena, arena_bytes), spotter(&model) {}
+  ModelRunner model;
+  KeywordSpotter spotter;
+};
+
+// A fresh device per file: the board after reset.
+std::unique_ptr<Device> StartDevice(uint8_t* arena, size_t arena_bytes) {
   HostAudioReset();
-  std::unique_ptr<KeywordSpotter> spotter(new KeywordSpotter(arena, arena_bytes));
-  if (!spotter->Begin()) return nullptr;
-  return spotter;
+  std::unique_ptr<Device> device(new Device(arena, arena_bytes));
+  if (!device->model.Begin(g_model_data) || !device->spotter.Begin()) return nullptr;
+  return device;
 }
 
 bool Dump(const Options& options, const std::vector<int16_t>& audio, const std::string& path,
           uint8_t* arena) {
-  std::unique_ptr<KeywordSpotter> spotter = StartSpotter(arena, options.arena_bytes);
-  if (!spotter) return false;
+  std::unique_ptr<Device> device = StartDevice(arena, options.arena_bytes);
+  if (!device) return false;
   SpotterResult result;
   for (size_t pos = 0; pos < audio.size(); pos += kFeatureStrideSamples) {
     const int count = static_cast<int>(std::min<size_t>(kFeatureStrideSamples, audio.size() - pos));
     HostAudioCapture(audio.data() + pos, count);
-    if (!spotter->Process(LatestAudioSampleCount(), &result)) return false;
+    if (!device->spotter.Process(LatestAudioSampleCount(), &result)) return false;
   }
   static int8_t input[kFeatureElementCount];
-  spotter->model().QuantizeFeatures(spotter->features(), input);
+  device->model.QuantizeFeatures(device->spotter.features(), input);
   const std::string out_path = options.dump_dir + "/" + BaseName(path) + ".json";
   FILE* out = fopen(out_path.c_str(), "w");
   if (out == nullptr) {
@@ -138,17 +146,17 @@ bool Dump(const Options& options, const std::vector<int16_t>& audio, const std::
     return false;
   }
   fprintf(out, "{\"file\": \"%s\", \"slices\": %d, \"arena_used_bytes\": %d, ",
-          BaseName(path).c_str(), static_cast<int>(spotter->feature_provider().slices_computed()),
-          static_cast<int>(spotter->model().arena_used_bytes()));
-  WriteJsonArray(out, "features", spotter->features(), kFeatureElementCount);
+          BaseName(path).c_str(), static_cast<int>(device->spotter.feature_provider().slices_computed()),
+          static_cast<int>(device->model.arena_used_bytes()));
+  WriteJsonArray(out, "features", device->spotter.features(), kFeatureElementCount);
   fprintf(out, ", ");
   WriteJsonArray(out, "input", input, kFeatureElementCount);
   fprintf(out, ", ");
-  WriteJsonArray(out, "output", spotter->model().output_data(), kCategoryCount);
+  WriteJsonArray(out, "output", device->model.output_data(), kCategoryCount);
   fprintf(out, ", ");
   WriteJsonArray(out, "scores", result.scores, kCategoryCount);
   fprintf(out, ", \"output_scale\": %.9g, \"output_zero_point\": %d}\n",
-          spotter->model().output_scale(), spotter->model().output_zero_point());
+          device->model.output_scale(), device->model.output_zero_point());
   fclose(out);
   return true;
 }
@@ -156,8 +164,8 @@ bool Dump(const Options& options, const std::vector<int16_t>& audio, const std::
 // Streams one file; returns the strongest detection's label ("_silence_" when none), or "" on error.
 std::string Detect(const Options& options, const std::vector<int16_t>& audio,
                    const std::string& path, uint8_t* arena) {
-  std::unique_ptr<KeywordSpotter> spotter = StartSpotter(arena, options.arena_bytes);
-  if (!spotter) return "";
+  std::unique_ptr<Device> device = StartDevice(arena, options.arena_bytes);
+  if (!device) return "";
   std::vector<int16_t> stream(static_cast<size_t>(options.lead_ms) * kAudioSamplesPerMs, 0);
   stream.insert(stream.end(), audio.begin(), audio.end());
   stream.resize(stream.size() + static_cast<size_t>(options.tail_ms) * kAudioSamplesPerMs, 0);
@@ -175,7 +183,7 @@ std::string Detect(const Options& options, const std::vector<int16_t>& audio,
     const int count = static_cast<int>(std::min<size_t>(kFeatureStrideSamples, stream.size() - pos));
     HostAudioCapture(stream.data() + pos, count);
     const auto start = std::chrono::steady_clock::now();
-    const bool ok = spotter->Process(LatestAudioSampleCount(), &result);
+    const bool ok = device->spotter.Process(LatestAudioSampleCount(), &result);
     total_us += std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - start).count();
     if (!ok) return "";
     if (!result.inference_ran) continue;
@@ -198,7 +206,7 @@ std::string Detect(const Options& options, const std::vector<int16_t>& audio,
   for (int i = 0; i < std::min(3, kCategoryCount); ++i) {
     printf(" %s=%d", kCategoryLabels[order[i]], top_scores[order[i]]);
   }
-  printf("\n  arena used: %d of %d bytes\n", static_cast<int>(spotter->model().arena_used_bytes()),
+  printf("\n  arena used: %d of %d bytes\n", static_cast<int>(device->model.arena_used_bytes()),
          static_cast<int>(options.arena_bytes));
   printf("  inferences: %d, host time per step (features + model + recognizer): %.1f us\n",
          inferences, inferences ? total_us / inferences : 0.0);

@@ -2,17 +2,17 @@
 
 #include <cstring>
 
-KeywordSpotter::KeywordSpotter(uint8_t* arena, size_t arena_size)
-    : features_(), feature_provider_(features_), model_(arena, arena_size) {}
+KeywordSpotter::KeywordSpotter(KwsModel* model)
+    : features_(), feature_provider_(features_), model_(model) {}
 
-bool KeywordSpotter::Begin() { return model_.Begin(g_model_data) && feature_provider_.Begin(); }
+bool KeywordSpotter::Begin() { return feature_provider_.Begin(); }
 
 bool KeywordSpotter::Process(int64_t sample_count, SpotterResult* result) {
   result->inference_ran = false;
   int new_slices = 0;
   if (!feature_provider_.PopulateFeatureData(sample_count, &new_slices)) return false;
   if (new_slices == 0) return true;
-  if (!model_.Invoke(features_, result->scores)) return false;
+  if (!model_->Invoke(features_, result->scores)) return false;
   const int64_t end_sample = (feature_provider_.slices_computed() - 1) * kFeatureStrideSamples +
                              kFeatureWindowSamples;
   result->time_ms = static_cast<int32_t>(end_sample / kAudioSamplesPerMs);

@@ -1,5 +1,6 @@
-// One step of the device's main loop, shared by the sketch and the host test: new audio ->
-// feature slices -> model -> recognizer.
+// One step of the device's main loop, shared by the sketch and the host tests: new audio ->
+// feature slices -> model -> recognizer. It sees the model through KwsModel only, so it builds
+// without TFLM (the host tests drive it with the real model's recorded outputs in CI).
 #ifndef TFLM_KWS_KEYWORD_SPOTTER_H_
 #define TFLM_KWS_KEYWORD_SPOTTER_H_
 
@@ -7,8 +8,8 @@
 #include <cstdint>
 
 #include "feature_provider.h"
+#include "kws_model.h"
 #include "model_data.h"
-#include "model_runner.h"
 #include "recognize_commands.h"
 
 struct SpotterResult {
@@ -22,23 +23,23 @@ struct SpotterResult {
 
 class KeywordSpotter {
  public:
-  KeywordSpotter(uint8_t* arena, size_t arena_size);
+  // `model` (already set up) must outlive the spotter.
+  explicit KeywordSpotter(KwsModel* model);
 
-  // Loads the model (model_data.cc) and sets up the frontend. False (after logging why) on failure.
+  // Sets up the frontend. False (after logging why) on failure.
   bool Begin();
 
   // Processes the audio captured up to `sample_count` samples: computes the pending feature slices
   // and, if there were any, runs the model once on the newest window and updates the recognizer.
   bool Process(int64_t sample_count, SpotterResult* result);
 
-  const ModelRunner& model() const { return model_; }
   const int8_t* features() const { return features_; }
   const FeatureProvider& feature_provider() const { return feature_provider_; }
 
  private:
   int8_t features_[kFeatureElementCount];
   FeatureProvider feature_provider_;
-  ModelRunner model_;
+  KwsModel* model_;
   RecognizeCommands recognizer_;
 };
 

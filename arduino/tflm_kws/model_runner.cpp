@@ -1,9 +1,9 @@
 #include "model_runner.h"
 
-#include <cmath>
 #include <new>
 
 #include "kws_log.h"
+#include "model_scores.h"
 #include "tensorflow/lite/schema/schema_generated.h"
 #include "tensorflow/lite/schema/schema_utils.h"
 
@@ -83,14 +83,7 @@ bool ModelRunner::CheckTensors() {
     KwsLog("Model input is not quantized (scale 0)");
     return false;
   }
-  // q = round(v * kFeatureInputScale / input_scale) + zero_point, clamped: a table per int8 value.
-  for (int v = -128; v <= 127; ++v) {
-    long q = std::lround(static_cast<double>(v) * kFeatureInputScale / input_scale) +
-             input->params.zero_point;
-    if (q < -128) q = -128;
-    if (q > 127) q = 127;
-    input_lut_[v + 128] = static_cast<int8_t>(q);
-  }
+  BuildFeatureInputTable(input_scale, input->params.zero_point, input_lut_);
   output_scale_ = output->params.scale;
   output_zero_point_ = output->params.zero_point;
   return true;
@@ -103,29 +96,8 @@ bool ModelRunner::Invoke(const int8_t* features, uint8_t* scores) {
     KwsLog("Invoke() failed");
     return false;
   }
-  const int8_t* output = interpreter_->output(0)->data.int8;
-  float probabilities[kCategoryCount];
-  if (output_is_probability_) {
-    for (int i = 0; i < kCategoryCount; ++i) {
-      probabilities[i] = (output[i] - output_zero_point_) * output_scale_;
-    }
-  } else {
-    // Softmax of the dequantized logits; shifting by the largest keeps exp() in range.
-    int8_t largest = output[0];
-    for (int i = 1; i < kCategoryCount; ++i) {
-      if (output[i] > largest) largest = output[i];
-    }
-    float sum = 0.0f;
-    for (int i = 0; i < kCategoryCount; ++i) {
-      probabilities[i] = std::exp((output[i] - largest) * output_scale_);
-      sum += probabilities[i];
-    }
-    for (int i = 0; i < kCategoryCount; ++i) probabilities[i] /= sum;
-  }
-  for (int i = 0; i < kCategoryCount; ++i) {
-    const long score = std::lround(probabilities[i] * 256.0f);
-    scores[i] = static_cast<uint8_t>(score < 0 ? 0 : (score > 255 ? 255 : score));
-  }
+  OutputToScores(interpreter_->output(0)->data.int8, output_scale_, output_zero_point_,
+                 output_is_probability_, scores);
   return true;
 }
 

@@ -1,6 +1,6 @@
 // Runs the converted int8 model (model_data.cc) in TFLM: registers exactly the model's ops,
 // checks the model against model_data.h, quantizes int8 features to the model's input, and turns the
-// output into 0..255 scores (probability * 256, clamped) for the recognizer.
+// output into 0..255 scores (probability * 256, clamped) for the recognizer (model_scores.h).
 // This is the only file that uses TFLM's C++ API; everything that differs between the Arduino
 // library's TFLM (February 2023) and a current TFLM stays in model_runner.cpp.
 #ifndef TFLM_KWS_MODEL_RUNNER_H_
@@ -10,16 +10,17 @@
 #include <cstdint>
 
 #include "feature_provider.h"
+#include "kws_model.h"
 #include "model_data.h"
 #include "tensorflow/lite/micro/micro_interpreter.h"
 #include "tensorflow/lite/micro/micro_mutable_op_resolver.h"
 
-class ModelRunner {
+class ModelRunner : public KwsModel {
  public:
   // `arena` (16-byte aligned, `arena_size` bytes) holds the model's tensors; the sketch passes
   // kTensorArenaSize.
   ModelRunner(uint8_t* arena, size_t arena_size);
-  ~ModelRunner();
+  ~ModelRunner() override;
 
   // Checks the schema version, builds the interpreter, allocates tensors and checks the input and
   // output against model_data.h. False (after logging why) on any failure.
@@ -27,7 +28,7 @@ class ModelRunner {
 
   // Runs the model on one feature window (kFeatureElementCount int8 values) and writes
   // kCategoryCount scores. False (after logging why) on failure.
-  bool Invoke(const int8_t* features, uint8_t* scores);
+  bool Invoke(const int8_t* features, uint8_t* scores) override;
 
   // Valid after Begin() succeeded.
   size_t arena_used_bytes() const;

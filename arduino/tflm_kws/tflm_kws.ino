@@ -8,17 +8,19 @@
 #include "keyword_spotter.h"
 #include "kws_log.h"
 #include "model_data.h"
+#include "model_runner.h"
 #include "tensorflow/lite/micro/system_setup.h"
 
 namespace {
 alignas(16) uint8_t g_tensor_arena[kTensorArenaSize];
-KeywordSpotter g_spotter(g_tensor_arena, kTensorArenaSize);
+ModelRunner g_model(g_tensor_arena, kTensorArenaSize);
+KeywordSpotter g_spotter(&g_model);
 const char* g_setup_error = nullptr;
 }  // namespace
 
 void setup() {
   tflite::InitializeTarget();  // Serial; waits up to 4 s for a monitor to connect
-  if (!g_spotter.Begin()) {
+  if (!g_model.Begin(g_model_data) || !g_spotter.Begin()) {
     g_setup_error = "model or feature setup failed (see the message above)";
     return;
   }
@@ -27,7 +29,7 @@ void setup() {
     return;
   }
   KwsLog("tflm_kws ready: %d labels, tensor arena %d of %d bytes used", kCategoryCount,
-         static_cast<int>(g_spotter.model().arena_used_bytes()), kTensorArenaSize);
+         static_cast<int>(g_model.arena_used_bytes()), kTensorArenaSize);
 }
 
 void loop() {
