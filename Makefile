@@ -1,14 +1,21 @@
-# `make test` and `make demo` work on a fresh clone: they create .venv (python3.11) and install
-# the pinned stack the first time, and again whenever setup.cfg changes.
-PYTHON ?= python3.11
-VENV := .venv
+# `make test` and `make demo` work on a fresh clone: they create .venv and install the pinned
+# stack the first time, and again whenever setup.cfg changes.
+# The stack has wheels for Python 3.10, 3.11 and 3.12: the first of these that runs is used;
+# PYTHON=/path/to/python3.x picks one, VENV=dir keeps a second environment beside .venv.
+SUPPORTED_PYTHON := import sys; sys.exit(not (3, 10) <= sys.version_info[:2] <= (3, 12))
+PYTHON ?= $(firstword $(foreach p,python3.11 python3.12 python3.10 python3,\
+  $(if $(shell $(p) -c '$(SUPPORTED_PYTHON)' 2>/dev/null && echo yes),$(p))))
+VENV ?= .venv
 PY := $(VENV)/bin/python
 DEMO_EPOCHS ?= 20
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo bench study clean
+.PHONY: test demo bench study mutants clean
 
 $(STAMP): setup.cfg pyproject.toml
+	@test -x $(PY) || test -n "$(PYTHON)" || { echo "make: no Python 3.10, 3.11 or 3.12 found on" \
+	  "PATH; install one (Debian/Ubuntu: apt-get install python3.12-venv) or pass" \
+	  "PYTHON=/path/to/python3.x" >&2; exit 2; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -e '.[test]'
 	touch $@
@@ -30,6 +37,11 @@ bench: $(STAMP)
 # The over-parameterization study (see docs/benchmark.md).
 study: $(STAMP)
 	$(PY) -m tflm_kws.study
+
+# Mutation check: small deliberate bugs in the verification paths, each must fail its tests
+# (tools/mutants.py; several minutes, not part of `make test`).
+mutants: $(STAMP)
+	$(PY) tools/mutants.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info

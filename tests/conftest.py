@@ -15,3 +15,15 @@ def require(path: pathlib.Path) -> pathlib.Path:
     if not path.exists():
         pytest.skip(f"{path} not found: shared data is absent on this machine")
     return path
+
+
+def assert_is_plot(path: pathlib.Path, min_size=(200, 200)):
+    """`path` is a PNG that decodes to a picture of at least `min_size` (w, h) with content on it
+    (not one flat colour)."""
+    import matplotlib.image  # pylint: disable=import-outside-toplevel
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    pixels = matplotlib.image.imread(str(path))
+    height, width = pixels.shape[:2]
+    assert width >= min_size[0] and height >= min_size[1], f"{path}: {width}x{height}"
+    rgb = pixels[..., :3].reshape(-1, 3)
+    assert len({tuple(v) for v in rgb[:: max(1, len(rgb) // 20000)]}) > 3, f"{path} is blank"

@@ -9,6 +9,7 @@ import tf_keras as keras
 from tflm_kws import evaluate
 from tflm_kws import export
 from tflm_kws import quantize
+from tflm_kws import seeding
 
 L = keras.layers
 SHAPE = (49, 40, 1)
@@ -196,7 +197,7 @@ def real_clip_model(tmp_path_factory):
     spec = kws_data.DataSpec(data_dir=str(FIXTURE), wanted_words=["yes", "no"], augment_variants=0)
     dataset = kws_data.load(spec, frontend.FrontendConfig(), str(tmp_path_factory.mktemp("cache")))
     splits = [dataset.features(s) for s in ("training", "validation", "testing")]
-    keras.utils.set_random_seed(0)
+    seeding.set_seed(0)
     inputs = keras.Input(SHAPE)
     x = L.Conv2D(8, (5, 3), strides=2, padding="same", activation="relu")(inputs)
     x = L.Conv2D(16, 3, strides=2, padding="same", activation="relu")(x)

@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from tflm_kws import RepConv2D, RepDepthwiseConv2D
+from tflm_kws import RepConv2D, RepDepthwiseConv2D, seeding
 
 NUM_SWEEP_CONFIGS = 64
 
@@ -102,7 +102,7 @@ def fused_relative_error(cls, layer_args, shape, rng):
 
 def test_fused_equals_multi_branch_over_sweep(record_property):
     """Fused deploy conv == multi-branch training form (inference mode) over >= 50 configs."""
-    keras.utils.set_random_seed(0)  # kernel initializers too: the reported number reproduces
+    seeding.set_seed(0)  # kernel initializers too: the reported number reproduces
     rng = np.random.default_rng(20241123)
     cases = NAMED_CONFIGS + [random_config(rng) for _ in range(NUM_SWEEP_CONFIGS)]
     worst, worst_case, failures = 0.0, None, []

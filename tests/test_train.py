@@ -25,7 +25,10 @@ import tf_keras as keras
 from tflm_kws import data as kws_data
 from tflm_kws import frontend
 from tflm_kws import metrics as kws_metrics
-from training import train
+from tflm_kws import training
+from training import train as train_cli
+
+from conftest import assert_is_plot
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "speech_commands_mini"
@@ -36,7 +39,6 @@ CONTRACT = ("train_model.keras", "fused.keras", "features.json", "metrics.json",
 METRIC_KEYS = ("model", "hparams", "labels", "epochs", "params", "macs", "val_accuracy",
                "test_accuracy", "fused_val_accuracy", "fused_test_accuracy",
                "train_samples_per_second", "wall_seconds", "data", "cache_dir")
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -46,12 +48,12 @@ def cache_dir(tmp_path_factory):
 
 def _config(output_dir, cache_dir, **overrides):
     fields = dict(output_dir=str(output_dir), model="repcnn",
-                  model_params=train.model_hparams("repcnn", {}),
+                  model_params=training.model_hparams("repcnn", {}),
                   data_spec=kws_data.DataSpec(data_dir=str(FIXTURE), wanted_words=WORDS,
                                               **DATA_PARAMS),
                   epochs=1, batch_size=16, cache_dir=str(cache_dir), verbose=0)
     fields.update(overrides)
-    return train.TrainConfig(**fields)
+    return training.TrainConfig(**fields)
 
 
 def _cli(output_dir, cache_dir, *extra):
@@ -65,7 +67,7 @@ def _cli(output_dir, cache_dir, *extra):
 def one_epoch_run(tmp_path_factory, cache_dir):
     out = tmp_path_factory.mktemp("one_epoch") / "run"
     config = _config(out, cache_dir)
-    result = train.run_training(config)
+    result = training.train(config)
     return out, config, result
 
 
@@ -75,7 +77,7 @@ def _assert_contract(out, epochs):
     leftovers = [p.name for p in out.rglob("*") if ".tmp-" in p.name]
     assert not leftovers, f"temporary files left behind: {leftovers}"
     for png in ("confusion_matrix.png", "training_curves.png"):
-        assert (out / png).read_bytes()[:8] == PNG_MAGIC
+        assert_is_plot(out / png)
     assert list((out / "logs").rglob("events.out.tfevents.*")), "no TensorBoard event files"
     result = json.loads((out / "metrics.json").read_text())
     missing = [key for key in METRIC_KEYS if key not in result]
@@ -131,7 +133,7 @@ def test_fused_model_is_plain_and_matches_the_multi_branch_model(one_epoch_run):
 def test_rerun_of_a_finished_run_is_a_no_op(one_epoch_run):
     out, config, _ = one_epoch_run
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
-    assert train.run_training(config) == json.loads((out / "metrics.json").read_text())
+    assert training.train(config) == json.loads((out / "metrics.json").read_text())
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
 
 
@@ -140,20 +142,20 @@ def test_resume_into_another_commands_run_is_refused(one_epoch_run, change):
     out, config, _ = one_epoch_run
     changed = dict(change)
     if "model" in changed:
-        changed["model_params"] = train.model_hparams(changed["model"], {})
-    with pytest.raises(train.UserInputError, match="different command") as error:
-        train.run_training(_config(out, config.cache_dir, **changed))
+        changed["model_params"] = training.model_hparams(changed["model"], {})
+    with pytest.raises(training.UserInputError, match="different command") as error:
+        training.train(_config(out, config.cache_dir, **changed))
     assert sorted(change)[0] in str(error.value) and "--noresume" in str(error.value)
 
 
 def test_mixup_trains_on_soft_labels_and_reports_hard_label_accuracy(tmp_path, cache_dir):
     out = tmp_path / "mixup"
-    config = train.config_from_flags(_parse([
+    config = train_cli.config_from_flags(_parse([
         f"--output_dir={out}", f"--cache_dir={cache_dir}", f"--data_dir={FIXTURE}",
         f"--wanted_words={','.join(WORDS)}", f"--data_params={json.dumps(DATA_PARAMS)}",
         "--batch_size=16", "--epochs=1", "--mixup_alpha=0.2"]))
     assert config.mixup_alpha == 0.2
-    train.run_training(dataclasses.replace(config, verbose=0))
+    training.train(dataclasses.replace(config, verbose=0))
     result = _assert_contract(out, epochs=1)
     assert result["training"]["mixup_alpha"] == 0.2
     epoch = result["history"][0]
@@ -161,8 +163,8 @@ def test_mixup_trains_on_soft_labels_and_reports_hard_label_accuracy(tmp_path, c
     assert 0.0 <= epoch["val_accuracy"] <= 1.0 and np.isfinite(epoch["val_loss"])
     run = json.loads((out / "checkpoints" / "run.json").read_text())
     assert run["mixup_alpha"] == 0.2
-    with pytest.raises(train.UserInputError, match="mixup_alpha"):
-        train.run_training(dataclasses.replace(config, mixup_alpha=0.4, verbose=0))
+    with pytest.raises(training.UserInputError, match="mixup_alpha"):
+        training.train(dataclasses.replace(config, mixup_alpha=0.4, verbose=0))
 
 
 def test_mixup_loss_and_accuracy_take_hard_and_soft_labels():
@@ -170,16 +172,16 @@ def test_mixup_loss_and_accuracy_take_hard_and_soft_labels():
     hard = tf.constant([[0], [2]])
     soft = tf.constant([[0.7, 0.3, 0.0], [0.0, 0.4, 0.6]])
     np.testing.assert_allclose(
-        train.hard_or_soft_cross_entropy(hard, logits),
+        training.hard_or_soft_cross_entropy(hard, logits),
         keras.losses.sparse_categorical_crossentropy(hard, logits, from_logits=True), rtol=1e-6)
     np.testing.assert_allclose(
-        train.hard_or_soft_cross_entropy(soft, logits),
+        training.hard_or_soft_cross_entropy(soft, logits),
         keras.losses.categorical_crossentropy(soft, logits, from_logits=True), rtol=1e-6)
-    np.testing.assert_array_equal(train.hard_label_accuracy(hard, logits), [1.0, 0.0])
+    np.testing.assert_array_equal(training.hard_label_accuracy(hard, logits), [1.0, 0.0])
     # Soft labels count against their dominant class (0 and 2 here).
-    np.testing.assert_array_equal(train.hard_label_accuracy(soft, logits), [1.0, 0.0])
+    np.testing.assert_array_equal(training.hard_label_accuracy(soft, logits), [1.0, 0.0])
     # Without mixup the compiled loss and metric are Keras' own sparse ones (runs unchanged).
-    loss, compiled_metrics = train.loss_and_metrics(_config("/unused", "/unused"))
+    loss, compiled_metrics = training.loss_and_metrics(_config("/unused", "/unused"))
     assert isinstance(loss, keras.losses.SparseCategoricalCrossentropy)
     assert compiled_metrics == ["accuracy"]
     assert "mixup_alpha" not in _config("/unused", "/unused").identity()
@@ -233,7 +235,7 @@ def test_sigkill_after_epoch_1_resumes_at_epoch_2(tmp_path, cache_dir):
 
 def _parse(argv):
     flag_values = flags.FlagValues()
-    train.define_flags(flag_values)
+    train_cli.define_flags(flag_values)
     flag_values(["train", "--output_dir=/tmp/unused", *argv])
     return flag_values
 
@@ -266,14 +268,14 @@ def test_unknown_model_lists_the_valid_ones():
     (['--frontend_params={"num_channels": 0}'], r"--frontend_params.*num_channels"),
 ])
 def test_bad_params_are_named(argv, message):
-    with pytest.raises(train.UserInputError, match=message):
-        train.config_from_flags(_parse(argv))
+    with pytest.raises(training.UserInputError, match=message):
+        train_cli.config_from_flags(_parse(argv))
 
 
 def test_multi_worker_needs_tf_config(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
-    with pytest.raises(train.UserInputError, match="TF_CONFIG"):
-        train.make_strategy("multi_worker")
+    with pytest.raises(training.UserInputError, match="TF_CONFIG"):
+        training.make_strategy("multi_worker")
 
 
 def test_cli_unknown_word_is_a_clear_error_and_helpfull_lists_the_flags(tmp_path, cache_dir):
@@ -295,8 +297,8 @@ def test_noresume_starts_over_in_another_commands_dir(one_epoch_run, tmp_path):
     source, config, _ = one_epoch_run
     out = tmp_path / "run"
     shutil.copytree(source, out)
-    result = train.run_training(_config(out, config.cache_dir, model="cnn", resume=False,
-                                        model_params=train.model_hparams("cnn", {})))
+    result = training.train(_config(out, config.cache_dir, model="cnn", resume=False,
+                                        model_params=training.model_hparams("cnn", {})))
     assert result["model"] == "cnn"
     assert _assert_contract(out, epochs=1) == json.loads(json.dumps(result))
     assert json.loads((out / "checkpoints" / "run.json").read_text())["model"] == "cnn"
@@ -307,7 +309,7 @@ def test_noresume_starts_over_in_another_commands_dir(one_epoch_run, tmp_path):
 def test_bad_data_dir_is_named_and_leaves_the_dir_resumable(tmp_path, cache_dir):
     out = tmp_path / "run"
     bad = _config(out, cache_dir, data_spec=kws_data.DataSpec(data_dir=str(tmp_path / "nowhere")))
-    with pytest.raises(train.UserInputError, match="nowhere"):
-        train.run_training(bad)
+    with pytest.raises(training.UserInputError, match="nowhere"):
+        training.train(bad)
     # Nothing recorded the failed command as this directory's run.
     assert not (out / "checkpoints" / "run.json").exists()

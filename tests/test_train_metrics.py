@@ -5,6 +5,8 @@ import pytest
 import tflm_kws  # noqa: F401
 from tflm_kws import metrics
 
+from conftest import assert_is_plot
+
 
 def test_confusion_matrix_counts_rows_true_columns_predicted():
     cm = metrics.confusion_matrix([0, 0, 1, 2, 2, 2], [0, 1, 1, 2, 0, 2], num_classes=4)
@@ -30,7 +32,7 @@ def test_plots_write_png(tmp_path):
                                   "accuracy": [0.3, 0.6], "val_accuracy": [0.2, 0.5]},
                                  tmp_path / "curves.png")
     for name in ("cm.png", "curves.png"):
-        assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert_is_plot(tmp_path / name)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cm.png", "curves.png"]  # no temp left
     with pytest.raises(ValueError, match="labels"):
         metrics.plot_confusion_matrix(cm, ["a", "b"], tmp_path / "bad.png")

@@ -15,9 +15,9 @@ import sys
 import time
 
 import tflm_kws  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from absl import app, flags, logging
+from absl import app, flags
 
-from tflm_kws import experiment, io_utils
+from tflm_kws import cli, experiment, io_utils
 
 ALL_MODELS = ("repcnn", "cnn", "rep_inceptionnext", "ds_cnn", "tiny_conv")
 # The models whose difference is the project's claim: they run with --seeds seeds.
@@ -264,12 +264,7 @@ def plot_accuracy_vs_macs(rows, path):
 
 
 def _parse_train_flags(text):
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise app.UsageError(f"--train_flags is not valid JSON ({e}): {text!r}") from None
-    if not isinstance(value, dict):
-        raise app.UsageError(f"--train_flags must be a JSON object, got {text!r}")
+    value = cli.json_object(text, "train_flags")
     reserved = {"model", "model_params", "epochs", "seed", "output_dir", "data_dir", "cache_dir"}
     clash = sorted(reserved & set(value))
     if clash:
@@ -280,8 +275,7 @@ def _parse_train_flags(text):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO chatter would bury the progress
+    cli.quiet_unless_verbose(FLAGS)
     unknown = sorted(set(FLAGS.models) - set(ALL_MODELS))
     if unknown:
         raise app.UsageError(f"--models: unknown {unknown}; valid: {', '.join(ALL_MODELS)}")

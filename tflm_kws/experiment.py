@@ -1,10 +1,11 @@
 """One experiment of the benchmark and the study: train -> convert (QAT) -> measure, resumable.
 
 An `Experiment` is (model, hyper-parameters, seed, training recipe, conversion). `run` trains it
-with training.train (its own flag parser on the experiment's `python -m training.train` flags,
-then `run_training`), converts it with `conversion.convert.run` (unless the experiment asks for the
-float deploy graph only), both in this process, then measures what the pipeline's own reports do
-not hold: the per-clip predictions (for paired tests) and the TFLM latency per inference.
+with `tflm_kws.training` (its options are `python -m training.train`'s flags, so the recipe means
+what that command line means, and the log prints the command), converts it with
+`tflm_kws.conversion.convert` (unless the experiment asks for the float deploy graph only), both in
+this process, then measures what the pipeline's own reports do not hold: the per-clip predictions
+(for paired tests) and the TFLM latency per inference.
 
 Every training run owns a directory `<work_dir>/<model>-<recipe hash>/seed<seed>/`. The hash covers
 the training recipe (not the seed, not the conversion), so a changed recipe never reuses an old run
@@ -183,7 +184,7 @@ class Experiment:
     def recipe_hash(self):
         """Hash of the recipe with the model's *effective* hyper-parameters (its builder's defaults
         filled in), so that a changed model default never reuses runs made under the old one."""
-        from training import train as training  # pylint: disable=import-outside-toplevel
+        from tflm_kws import training  # pylint: disable=import-outside-toplevel
         try:
             hparams = training.model_hparams(self.model, self.hparams)
         except (KeyError, training.UserInputError):
@@ -230,37 +231,24 @@ def train_argv(experiment, train_dir, cache_dir):
     return argv
 
 
-def training_flag_values():
-    """A fresh absl FlagValues holding training.train's flags (not the process's global FLAGS)."""
-    from absl import flags
-    from training import train as training
-    flag_values = flags.FlagValues()
-    training.define_flags(flag_values)
-    return flag_values
-
-
 def train(experiment, train_dir, cache_dir):
-    """Trains (or resumes) through training.train's own flag parsing and run_training, in process.
-
-    The flags go through training's parser and validators on a private FlagValues, so a recipe
-    means exactly what the same `python -m training.train` command line means.
-    """
+    """Trains (or resumes) through tflm_kws.training, in process, with the same options (and
+    checks) as `python -m training.train` with `train_argv`'s flags."""
     import tf_keras as keras
-    from absl import flags
-    from training import train as training
-    argv = train_argv(experiment, train_dir, cache_dir)
-    flag_values = training_flag_values()
+    from tflm_kws import data, training
+    options = dict(experiment.train_flags)
+    options.update(output_dir=train_dir, cache_dir=cache_dir, model=experiment.model,
+                   model_params=experiment.hparams, epochs=experiment.epochs,
+                   seed=experiment.seed, data_dir=experiment.data_dir,
+                   verbose=2)  # one line per epoch: a bar per step would flood a benchmark's log
     try:
-        flag_values(["training.train", *argv])
-        # One line per epoch: a progress bar per step would flood a benchmark's log.
-        config = dataclasses.replace(training.config_from_flags(flag_values), verbose=2)
+        config = training.config_from_options(**options)
         # Build the feature cache (one per data seed, shared by every model) before training, so
         # that it is not counted in the training wall time of whichever model comes first.
-        from tflm_kws import data
         data.load(config.data_spec, config.frontend_config, config.cache_dir)
-        training.run_training(config)
-    except (flags.Error, training.UserInputError) as e:
-        raise ValueError(f"training flags {argv}: {e}") from None
+        training.train(config)
+    except (TypeError, training.UserInputError) as e:
+        raise ValueError(f"training options {options}: {e}") from None
     except Exception as e:  # pylint: disable=broad-except  (reported per model by the caller)
         raise RuntimeError(f"training in {train_dir} failed: {type(e).__name__}: {e}") from e
     finally:
@@ -268,12 +256,12 @@ def train(experiment, train_dir, cache_dir):
 
 
 def convert(experiment, train_dir, convert_dir, cache_dir):
-    """Conversion (QAT, int8, TFLM verification) through conversion.convert.run, in process."""
+    """Conversion (QAT, int8, TFLM verification) through tflm_kws.conversion, in process."""
     import tf_keras as keras
-    from conversion import convert as conversion
+    from tflm_kws import conversion
     try:
-        conversion.run(train_dir, qat_epochs=experiment.qat_epochs, output_dir=convert_dir,
-                       cache_dir=cache_dir)
+        conversion.convert(train_dir, qat_epochs=experiment.qat_epochs, output_dir=convert_dir,
+                           cache_dir=cache_dir)
     except Exception as e:  # pylint: disable=broad-except  (reported per model by the caller)
         raise RuntimeError(f"conversion of {train_dir} failed: {type(e).__name__}: {e}") from e
     finally:

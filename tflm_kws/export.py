@@ -6,6 +6,7 @@ their shape at run time (SHAPE, STRIDED_SLICE, PACK ops), a fixed one leaves the
 import contextlib
 import os
 import re
+import sys
 import tempfile
 
 import numpy as np
@@ -117,7 +118,7 @@ def convert_int8(model, representative_features_int8, num_samples=200):
     # per-tensor (conv and depthwise stay per-channel, which every TFLM version supports).
     # pylint: disable-next=protected-access
     converter._experimental_disable_per_channel_quantization_for_dense_layers = True
-    return converter.convert()
+    return _stderr_shown_on_failure(converter.convert)
 
 
 def ops_details(tflite_bytes):
@@ -217,6 +218,22 @@ def _captured_fd(fd):
             os.close(saved)
             tmp.seek(0)
             captured.append(tmp.read().decode("utf-8", "replace"))
+
+
+def _stderr_shown_on_failure(fn):
+    """fn() with what C++ code writes to stderr held back (the converter's notes on every call),
+    and written out when fn raises or TF_CPP_MIN_LOG_LEVEL asks for C++ logs."""
+    failure = None
+    with _captured_fd(2) as log:
+        try:
+            result = fn()
+        except Exception as err:  # pylint: disable=broad-except  (re-raised below)
+            failure = err
+    if failure is not None or os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") != "3":
+        sys.stderr.write(log[0])
+    if failure is not None:
+        raise failure
+    return result
 
 
 def tflm_interpreter(tflite_bytes, arena_size=None):

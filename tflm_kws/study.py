@@ -24,9 +24,9 @@ import os
 import time
 
 import tflm_kws  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
-from absl import app, flags, logging
+from absl import app, flags
 
-from tflm_kws import experiment, io_utils
+from tflm_kws import cli, experiment, io_utils
 
 REP_MODEL, TWIN_MODEL = "repcnn", "cnn"
 # Hyper-parameters that shape only the training form; the twin is built without them.
@@ -143,9 +143,9 @@ def missing_knobs(config):
         if not any(p.kind == p.VAR_KEYWORD for p in parameters.values()):
             missing += [f"model '{model}' has no hyper-parameter '{name}'"
                         for name in sorted(set(hparams) - set(parameters))]
-    flag_names = set(experiment.training_flag_values())
+    from tflm_kws import training
     for name, value in sorted(config.train_flags.items()):
-        if name not in flag_names:
+        if name not in training.OPTION_NAMES:
             missing.append(f"training.train has no --{name} flag")
         elif name == "data_params":
             fields = {f.name for f in dataclasses.fields(data.DataSpec)}
@@ -329,19 +329,13 @@ def _write_report(report, output_dir):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO chatter would bury the progress
+    cli.quiet_unless_verbose(FLAGS)
     by_name = {c.name: c for c in CONFIGS}
     names = FLAGS.configs or (list(QUICK_CONFIGS) if FLAGS.quick else [c.name for c in CONFIGS])
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise app.UsageError(f"--configs: unknown {unknown}; valid: {', '.join(by_name)}")
-    try:
-        base_train_flags = json.loads(FLAGS.train_flags)
-    except json.JSONDecodeError as e:
-        raise app.UsageError(f"--train_flags is not valid JSON ({e})") from None
-    if not isinstance(base_train_flags, dict):
-        raise app.UsageError("--train_flags must be a JSON object")
+    base_train_flags = cli.json_object(FLAGS.train_flags, "train_flags")
     data_dir = os.path.abspath(FLAGS.data_dir)
     if not os.path.isdir(data_dir):
         raise app.UsageError(f"--data_dir {data_dir} is not a directory")

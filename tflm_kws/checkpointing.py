@@ -15,6 +15,7 @@ after the last epoch that state.json records.
 import glob
 import json
 import os
+import secrets
 import time
 
 import tflm_kws  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -27,6 +28,7 @@ KEEP_CHECKPOINTS = 3
 RUN_FILE = "run.json"
 STATE_FILE = "state.json"
 SCRATCH_DIR = "worker-scratch"  # a non-chief worker's saves in multi-worker training
+HANDSHAKE_FILE = "workers.json"  # the chief's token that every worker must read at start
 
 
 class RunMismatchError(ValueError):
@@ -72,6 +74,51 @@ def is_chief(strategy):
     if not cluster or resolver.task_type in (None, "chief"):
         return True
     return resolver.task_type == "worker" and resolver.task_id == 0 and "chief" not in cluster
+
+
+class SharedDirectoryError(RuntimeError):
+    """A worker of multi-worker training does not see the chief's output directory."""
+
+
+def _sum_over_replicas(strategy, value_fn):
+    """Sum over every replica of the cluster of value_fn(global replica id), a float64 tensor."""
+    def replica_fn():
+        return value_fn(tf.distribute.get_replica_context().replica_id_in_sync_group)
+    return float(strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(replica_fn), axis=None))
+
+
+def check_shared_output_dir(strategy, checkpoint_dir, chief):
+    """In multi-worker training every worker reads the chief's checkpoints and best model, so all
+    must see one --output_dir. The chief writes a fresh random token there, every worker learns it
+    through an all-reduce and reads the file back, and a second all-reduce tells every worker
+    whether all succeeded: SharedDirectoryError on every worker, before any training, if not."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return
+    path = os.path.join(checkpoint_dir, HANDSHAKE_FILE)
+    token = float(secrets.randbelow(2 ** 50) + 1) if chief else 0.0
+    if chief:
+        os.makedirs(checkpoint_dir, exist_ok=True)
+        io_utils.atomic_write_json(path, {"token": token})
+    # Only global replica 0 (on the chief) contributes: the sum is the chief's token everywhere.
+    shared = _sum_over_replicas(strategy, lambda replica_id: tf.where(
+        tf.equal(replica_id, 0), tf.constant(token, tf.float64), tf.constant(0.0, tf.float64)))
+    try:
+        sees = read_json(path).get("token") == shared
+    except (OSError, ValueError):
+        sees = False
+    failures = _sum_over_replicas(strategy, lambda _: tf.constant(0.0 if sees else 1.0,
+                                                                   tf.float64))
+    if failures:
+        output_dir = os.path.dirname(checkpoint_dir)
+        if sees:
+            raise SharedDirectoryError(
+                f"another worker cannot read {path}, which this worker (the chief) wrote: every "
+                f"worker's --output_dir must be the same directory on a filesystem all workers "
+                f"share (here {output_dir})")
+        raise SharedDirectoryError(
+            f"this worker does not see the chief's {path}: --output_dir={output_dir} must be the "
+            f"chief's output directory, on a filesystem all workers share (not a local or "
+            f"misspelt path)")
 
 
 class EpochCheckpoint(keras.callbacks.Callback):
