@@ -88,7 +88,7 @@ def test_cache_reused_and_invalidated(tmp_path, mini_copy, monkeypatch):
     cache = tmp_path / "cache"
     spec = spec_for(mini_copy, wanted_words=["yes", "no"])
     first = data.load(spec, CONFIG, cache)
-    assert os.path.isfile(first.cache_path)
+    assert os.path.isfile(os.path.join(first.cache_path, "meta.json"))  # a complete store
 
     def no_rebuild(*args):
         raise AssertionError("cache was rebuilt")

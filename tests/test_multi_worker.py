@@ -95,14 +95,14 @@ def test_two_workers_finish_and_train_as_one_with_the_same_global_batch(tmp_path
     chief = json.loads((out / "metrics.json").read_text())
     assert chief["epochs"] == 2 and len(chief["history"]) == 2
     # Same data, seed and global batch (8 = 4 per worker): the same number of steps, and the same
-    # learning curve within 0.15 of training loss per epoch (the workers' augmentation draws and
-    # the all-reduce's summation order differ from one process's).
+    # learning curve within 5 % of training loss per epoch (1 % measured; the workers'
+    # augmentation draws and the all-reduce's summation order differ from one process's).
     assert chief["steps_per_epoch"] == one_worker_run["steps_per_epoch"]
     print("training loss per epoch, two workers / one:",
           [(round(a["loss"], 4), round(b["loss"], 4))
            for a, b in zip(chief["history"], one_worker_run["history"])])
     for two, one in zip(chief["history"], one_worker_run["history"]):
-        assert abs(two["loss"] - one["loss"]) < 0.15 * one["loss"], (two["loss"], one["loss"])
+        assert abs(two["loss"] - one["loss"]) < 0.05 * one["loss"], (two["loss"], one["loss"])
     assert chief["params"] == one_worker_run["params"]
 
 

@@ -17,7 +17,7 @@ import time
 import tflm_kws  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from absl import app, flags
 
-from tflm_kws import cli, experiment, io_utils
+from tflm_kws import cli, experiment, io_utils, markdown
 
 ALL_MODELS = ("repcnn", "cnn", "rep_inceptionnext", "ds_cnn", "tiny_conv")
 # The models whose difference is the project's claim: they run with --seeds seeds.
@@ -176,20 +176,14 @@ def _mean_std(row, field, scale=1.0, digits=2):
 
 def results_markdown(summary):
     """bench/results.md from the results.json object."""
-    machine = summary["machine"]
-    lines = [
-        "# Benchmark results",
-        "",
-        f"Command: `{summary['command']}`  ",
-        f"Machine: {machine['cpu_model']}, {machine['cpu_cores']} cores "
-        f"({machine['affinity_cores']} usable), {machine['platform']}, "
-        f"Python {machine['python']}  ",
-        f"Data: `{summary['data_dir']}` (test split: {summary['test_clips']} clips)  ",
-        f"Epochs: {summary['epochs']}, QAT epochs: {summary['qat_epochs']}, further training "
-        f"flags: `{json.dumps(summary['train_flags'], sort_keys=True)}`  ",
-        f"Wall time of this invocation: {summary['wall_seconds'] / 60:.1f} min "
-        "(runs reused from an earlier invocation are not counted)",
-        "",
+    lines = markdown.header(
+        "Benchmark results", summary["command"], summary["machine"],
+        f"`{summary['data_dir']}` (test split: {summary['test_clips']} clips)",
+        summary["wall_seconds"],
+        details=[f"Epochs: {summary['epochs']}, QAT epochs: {summary['qat_epochs']}, further "
+                 f"training flags: `{json.dumps(summary['train_flags'], sort_keys=True)}`"],
+        wall_note=" (runs reused from an earlier invocation are not counted)")
+    lines += [
         "Accuracies in %, mean ± sample std over seeds; drop = float − int8 (points, mean; max "
         "over seeds in brackets). Latency: median over many invokes of the int8 model in the real "
         "TFLM C++ interpreter (tflite_micro Python runtime, reference kernels) on this host — a "

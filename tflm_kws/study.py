@@ -26,7 +26,7 @@ import time
 import tflm_kws  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from absl import app, flags
 
-from tflm_kws import cli, experiment, io_utils
+from tflm_kws import cli, experiment, io_utils, markdown
 
 REP_MODEL, TWIN_MODEL = "repcnn", "cnn"
 # Hyper-parameters that shape only the training form; the twin is built without them.
@@ -261,16 +261,12 @@ def _pct(summary):
 
 
 def study_markdown(report):
-    machine = report["machine"]
-    lines = [
-        "# Over-parameterization study",
-        "",
-        f"Command: `{report['command']}`  ",
-        f"Machine: {machine['cpu_model']}, {machine['cpu_cores']} cores, {machine['platform']}  ",
-        f"Data: `{report['data_dir']}`; seeds {report['seeds']}; base epochs {report['epochs']}; "
-        f"base training flags `{json.dumps(report['train_flags'], sort_keys=True)}`  ",
-        f"Wall time of this invocation: {report['wall_seconds'] / 60:.1f} min",
-        "",
+    lines = markdown.header(
+        "Over-parameterization study", report["command"], report["machine"],
+        f"`{report['data_dir']}`; seeds {report['seeds']}; base epochs {report['epochs']}; "
+        f"base training flags `{json.dumps(report['train_flags'], sort_keys=True)}`",
+        report["wall_seconds"])
+    lines += [
         "Each configuration trains `repcnn` in an over-parameterized form and its uni-branch twin "
         "`cnn` (identical deploy graph, checked) with the same recipe and seeds. Accuracy of the "
         "fused deploy graph in float (exact fusion; no conversion), % mean ± sample std over "

@@ -1,26 +1,34 @@
-"""`load()`: clips -> cached int8 features (clean + audio-augmented variants) -> tf.data pipelines.
+"""`load()`: clips -> int8 features (clean + audio-augmented variants) in an on-disk store ->
+tf.data pipelines.
 
 Decoding, audio-domain augmentation (time shift, background noise at a random SNR) and the frontend
-run once; the results are cached on disk under a key made of the frontend config, the DataSpec and
-the file list (paths, sizes, modification times), so a change to any of them builds a new cache.
-Each epoch then picks one cached variant per training clip at random and applies SpecAugment on the
-fly, which keeps the input pipeline far faster than training.
+run once; the results go to a feature store (tflm_kws.data.store: memory-mapped arrays) under a key
+made of the frontend config, the DataSpec and the file list (paths, sizes, modification times), so
+a change to any of them builds a new store. The build runs in shards of SHARD_CLIPS clips, in
+parallel processes for large sets, each shard committed on its own, so a killed build resumes.
+Each epoch then picks one stored variant per training clip at random and applies SpecAugment on
+the fly; batches are gathered from the memory maps, never held as one graph constant.
 """
+import concurrent.futures
 import hashlib
 import json
 import logging
 import math
+import multiprocessing
 import os
+import sys
+import time
 
 import numpy as np
 import tensorflow as tf
 import tensorflow_io as tfio
 
-from tflm_kws import audio, frontend, io_utils
-from tflm_kws.data import espeak, noise, sources, synthetic
+from tflm_kws import audio, frontend
+from tflm_kws.data import espeak, noise, sources, store, synthetic
 from tflm_kws.data.spec import DataSpec, SILENCE_LABEL
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: the sharded, memory-mapped store; a clip's random stream is its job index
+SHARD_CLIPS = 2000  # clips per shard of the build (one unit of resumption and of parallel work)
 MIXUP_STREAM = 0x6D6978  # "mix": the mixup random stream of a dataset seed
 MAX_SKIP_WARNINGS = 10
 SPLITS = sources.SPLITS
@@ -83,22 +91,20 @@ class KwsData:
         if mixup_alpha > 0.0 and not training:
             raise ValueError("mixup is a training augmentation (training=True only)")
         x, y = self.features(split)
+        n = x.shape[0]
         if not training:
-            ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size)
+            ds = tf.data.Dataset.range(n).batch(batch_size)
+            ds = ds.map(_gather_batch(x, y), num_parallel_calls=tf.data.AUTOTUNE)
             return ds.map(_to_model_input_batch, num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
-        variants = self._arrays.get(f"{split}_aug")
-        table = x[np.newaxis] if variants is None else np.concatenate([x[np.newaxis], variants])
-        num_variants, n = table.shape[0], x.shape[0]
-        table = tf.constant(table.reshape((-1,) + x.shape[1:]))
-        labels = tf.constant(y)
+        variants = self._arrays.get(f"{split}_aug")  # [V, N, frames, channels], memory-mapped
+        gather = _gather_batch(x, y, variants)
         spec = self.spec
 
         def pick_and_mask(index, random):
-            variant = tf.math.floormod(random, num_variants)
-            features = tf.gather(table, variant * n + index)
+            features, labels = gather(index, random)
             model_input = tf.cast(features, tf.float32) * frontend.FEATURE_SCALE
             model_input = tf.map_fn(lambda f: spec_augment(f, spec), model_input)
-            return model_input[..., tf.newaxis], tf.gather(labels, index)
+            return model_input[..., tf.newaxis], labels
 
         indices = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
         randoms = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
@@ -116,6 +122,31 @@ class KwsData:
                 return mixup(model_input, tf.one_hot(label, num_classes), mixup_alpha, mix_seed)
             ds = tf.data.Dataset.zip((ds, mix_seeds)).map(mix, num_parallel_calls=tf.data.AUTOTUNE)
         return ds.prefetch(2)
+
+
+def _gather_batch(x, y, variants=None):
+    """A tf.data map function: (int64 [B] indices[, int64 [B] randoms]) -> (int8 [B, frames,
+    channels], int32 [B]) read from the (memory-mapped) arrays, each example the clean features
+    or, with `variants` [V, N, ...], variant `random mod (V + 1)` (0: clean)."""
+    num_variants = 1 + (0 if variants is None else variants.shape[0])
+
+    def read(indices, randoms=None):
+        features = np.asarray(x[indices])
+        if randoms is not None and num_variants > 1:
+            choice = np.mod(randoms, num_variants)
+            for v in range(1, num_variants):
+                picked = choice == v
+                if picked.any():
+                    features[picked] = variants[v - 1][indices[picked]]
+        return features, np.asarray(y[indices], np.int32)
+
+    def fn(indices, randoms=None):
+        args = [indices] if randoms is None else [indices, randoms]
+        features, labels = tf.numpy_function(read, args, (tf.int8, tf.int32), stateful=False)
+        features.set_shape((None,) + tuple(x.shape[1:]))
+        labels.set_shape((None,))
+        return features, labels
+    return fn
 
 
 def mixup(model_input, one_hot_labels, alpha, seed):
@@ -163,8 +194,11 @@ def spec_augment(features, spec):
     return shifted - 1.0
 
 
-def load(spec: DataSpec, config: frontend.FrontendConfig, cache_dir) -> KwsData:
-    """Features of `spec` under `config`, from the cache in `cache_dir` or built (then cached)."""
+def load(spec: DataSpec, config: frontend.FrontendConfig, cache_dir, workers=None) -> KwsData:
+    """Features of `spec` under `config`, from the store in `cache_dir`, built first if needed.
+
+    workers: processes for building a large store (default: one per core when there are several
+    shards of work; small sets build in this process)."""
     if spec.data_dir is None:
         listing = None
         source_key = {"synthetic": synthetic.GENERATOR_VERSION, "espeak": espeak.data_version()}
@@ -178,25 +212,19 @@ def load(spec: DataSpec, config: frontend.FrontendConfig, cache_dir) -> KwsData:
     key = hashlib.sha1(json.dumps({
         "version": CACHE_VERSION, "frontend": config.to_dict(), "spec": spec.cache_fields(),
         "source": source_key}, sort_keys=True).encode()).hexdigest()[:20]
-    cache_path = os.path.join(os.fspath(cache_dir), f"kws_features_{key}.npz")
-    if os.path.isfile(cache_path):
-        with np.load(cache_path, allow_pickle=False) as cached:
-            arrays = {k: cached[k] for k in cached.files}
-        labels = [str(s) for s in arrays.pop("labels")]
-        skipped = [tuple(s.split("\t", 1)) for s in arrays.pop("skipped").tolist()]
-        if skipped:
-            logger.warning("%d clip(s) of %s could not be used and are left out (cached result; "
-                           "first: %s)", len(skipped), spec.data_dir, skipped[0][0])
-        return KwsData(spec, config, labels, arrays, cache_path, skipped)
-
-    if listing is None:
-        labels, arrays, skipped = _build_synthetic(spec, config)
-    else:
-        labels, arrays, skipped = _build_from_files(spec, config, listing)
-    with io_utils.atomic_write(cache_path, "wb") as f:
-        np.savez(f, labels=np.array(labels),
-                 skipped=np.array(["\t".join(s) for s in skipped], dtype=str), **arrays)
-    return KwsData(spec, config, labels, arrays, cache_path, skipped)
+    store_dir = os.path.join(os.fspath(cache_dir), f"{store.PREFIX}{key}")
+    built = False
+    if not store.is_complete(store_dir):
+        if listing is None:
+            _build_synthetic(spec, config, store_dir)
+        else:
+            _build_from_files(spec, config, listing, store_dir, workers)
+        built = True
+    labels, arrays, skipped = store.open_store(store_dir)
+    if skipped and not built:
+        logger.warning("%d clip(s) of %s could not be used and are left out (cached result; "
+                       "first: %s)", len(skipped), spec.data_dir, skipped[0][0])
+    return KwsData(spec, config, labels, arrays, store_dir, skipped)
 
 
 def _file_list_key(data_dir, listing):
@@ -210,122 +238,186 @@ def _file_list_key(data_dir, listing):
             "lists": [stat(p) for p in extra if os.path.isfile(p)]}
 
 
-class _Builder:
-    """Accumulates clean features and augmented variants per split."""
-
-    def __init__(self, spec, config, noises):
-        self.spec, self.config, self.noises = spec, config, noises
-        self.x = {s: [] for s in SPLITS}
-        self.y = {s: [] for s in SPLITS}
-        self.origin = {s: [] for s in SPLITS}
-        self.aug = []  # per training clip: int8 [V, frames, channels]
-        self.count = 0
-
-    def add(self, clip, label, split, origin, is_silence):
-        """clip: int16 of any length (cropped centred for the clean copy, randomly for variants)."""
-        config, spec = self.config, self.spec
-        index = self.count
-        self.count += 1
-        clean = audio.fit_to_length(clip, config.clip_samples)
-        self.x[split].append(frontend.compute_features(clean, config))
-        self.y[split].append(label)
-        self.origin[split].append(origin)
-        if split != "training":
-            return
-        variants = []
-        for v in range(spec.augment_variants):
-            rng = np.random.default_rng([spec.seed, 1, index, v])
-            if is_silence:
-                x, _ = synthetic.silence_clip(rng, self.noises, config.clip_samples)
-            else:
-                x = audio.fit_to_length(clip, config.clip_samples, rng).astype(np.float64) / 32768.0
-                max_shift = int(spec.time_shift_ms * config.sample_rate / 1000)
-                x = noise.time_shift(x, int(rng.integers(-max_shift, max_shift + 1)))
-                if rng.random() < spec.background_frequency:
-                    name = sorted(self.noises)[int(rng.integers(len(self.noises)))]
-                    segment = noise.noise_segment(rng, self.noises[name], config.clip_samples)
-                    x = noise.mix_at_snr(x, segment, rng.uniform(spec.snr_db_min, spec.snr_db_max))
-            variants.append(frontend.compute_features(synthetic.to_int16(x), config))
-        self.aug.append(np.stack(variants) if variants else None)
-
-    def arrays(self):
-        shape = self.config.feature_shape
-        out = {}
-        for s in SPLITS:
-            out[f"{s}_x"] = np.array(self.x[s], np.int8).reshape((-1,) + shape)
-            out[f"{s}_y"] = np.array(self.y[s], np.int32)
-            out[f"{s}_origin"] = np.array(self.origin[s], dtype=str)
-        if self.spec.augment_variants and self.aug:
-            out["training_aug"] = np.stack(self.aug, axis=1)  # [V, N, frames, channels]
-        return out
+def clip_features(clip, split, index, is_silence, spec, config, noises):
+    """(clean int8 features, int8 [V, ...] augmented variants or None) of one clip of any length
+    (cropped centred for the clean copy, randomly for the variants). The variants' random stream
+    is (spec.seed, job index, variant): the same clip gets the same variants in any process."""
+    clean = frontend.compute_features(audio.fit_to_length(clip, config.clip_samples), config)
+    if split != "training" or not spec.augment_variants:
+        return clean, None
+    variants = []
+    for v in range(spec.augment_variants):
+        rng = np.random.default_rng([spec.seed, 1, index, v])
+        if is_silence:
+            x, _ = synthetic.silence_clip(rng, noises, config.clip_samples)
+        else:
+            x = audio.fit_to_length(clip, config.clip_samples, rng).astype(np.float64) / 32768.0
+            max_shift = int(spec.time_shift_ms * config.sample_rate / 1000)
+            x = noise.time_shift(x, int(rng.integers(-max_shift, max_shift + 1)))
+            if rng.random() < spec.background_frequency:
+                name = sorted(noises)[int(rng.integers(len(noises)))]
+                segment = noise.noise_segment(rng, noises[name], config.clip_samples)
+                x = noise.mix_at_snr(x, segment, rng.uniform(spec.snr_db_min, spec.snr_db_max))
+        variants.append(frontend.compute_features(synthetic.to_int16(x), config))
+    return clean, np.stack(variants)
 
 
-def _build_from_files(spec, config, listing):
-    skipped = []
-
-    def skip(path, reason):
-        skipped.append((path, reason))
-        if len(skipped) <= MAX_SKIP_WARNINGS:
-            logger.warning("skipping %s: %s", path, reason)
-
-    noises = {}
-    for path in listing.noise_files:
+def _load_noises(noise_files, spec, config):
+    """({name: float32 noise}, [(path, reason)] of noise files that could not be decoded)."""
+    noises, skipped = {}, []
+    for path in noise_files:
         try:
             noises[os.path.basename(path)] = (audio.load_audio(path, config.sample_rate)
                                               .astype(np.float32) / 32768.0)
         except audio.AudioDecodeError as e:
-            skip(e.path, e.reason)
+            skipped.append((e.path, e.reason))
     if not noises:
         # No _background_noise_ folder (a user's own tree): synthesize noise instead.
         noises = noise.synthetic_noises(spec.seed, config.sample_rate)
-    builder = _Builder(spec, config, noises)
-    for item in listing.items:
-        try:
-            clip = audio.load_audio(item.path, config.sample_rate, expect_speech=item.expect_speech)
-        except audio.AudioDecodeError as e:
-            skip(e.path, e.reason)
-            continue
-        builder.add(clip, item.label, item.split, item.path,
-                    listing.labels[item.label] == SILENCE_LABEL)
+    return noises, skipped
+
+
+def _job_rows(jobs, start, spec, config, noises):
+    """Store rows and skipped files of build jobs[start:start + len(jobs)] (see _file_jobs)."""
+    rows, skipped = [], []
+    for offset, job in enumerate(jobs):
+        index = start + offset
+        if job[0] == "file":
+            _, path, label, split, expect_speech, is_silence = job
+            try:
+                clip = audio.load_audio(path, config.sample_rate, expect_speech=expect_speech)
+            except audio.AudioDecodeError as e:
+                skipped.append((e.path, e.reason))
+                continue
+            origin = path
+        else:  # ("silence", split, k, label): background noise alone
+            _, split, k, label = job
+            rng = np.random.default_rng([spec.seed, 2, SPLITS.index(split), k])
+            noise_clip, description = synthetic.silence_clip(rng, noises, config.clip_samples)
+            clip, origin, is_silence = synthetic.to_int16(noise_clip), "silence: " + description, True
+        x, aug = clip_features(clip, split, index, is_silence, spec, config, noises)
+        rows.append((split, x, label, origin, aug))
+    return rows, skipped
+
+
+def _file_jobs(listing):
+    """The build jobs of a file listing, in store order: its files, then _silence_ clips."""
     silence = listing.labels.index(SILENCE_LABEL)
-    for split in SPLITS:
-        for index in range(listing.silence_per_split[split]):
-            rng = np.random.default_rng([spec.seed, 2, SPLITS.index(split), index])
-            clip, description = synthetic.silence_clip(rng, noises, config.clip_samples)
-            builder.add(synthetic.to_int16(clip), silence, split, "silence: " + description, True)
+    jobs = [("file", item.path, item.label, item.split, item.expect_speech,
+             item.label == silence) for item in listing.items]
+    jobs += [("silence", split, k, silence) for split in SPLITS
+             for k in range(listing.silence_per_split[split])]
+    return jobs
+
+
+_WORKER = {}
+
+
+def _init_worker(spec_dict, config_dict, noise_files):
+    spec = DataSpec.from_dict(spec_dict)
+    config = frontend.FrontendConfig.from_dict(config_dict)
+    _WORKER.update(spec=spec, config=config, noises=_load_noises(noise_files, spec, config)[0])
+
+
+def _build_shard_in_worker(store_dir, start, jobs):
+    rows, skipped = _job_rows(jobs, start, _WORKER["spec"], _WORKER["config"], _WORKER["noises"])
+    store.write_shard(store.shard_path(store_dir, start, start + len(jobs)), rows, skipped,
+                      _WORKER["config"].feature_shape)
+    return len(jobs)
+
+
+class _Progress:
+    """One line per finished shard on stderr, when the build has several."""
+
+    def __init__(self, total_shards, total_clips):
+        self.total_shards, self.total_clips = total_shards, total_clips
+        self.done_shards, self.done_clips, self.start = 0, 0, time.perf_counter()
+
+    def shard_done(self, clips):
+        self.done_shards += 1
+        self.done_clips += clips
+        if self.total_shards > 1:
+            rate = self.done_clips / max(time.perf_counter() - self.start, 1e-9)
+            print(f"[features] shard {self.done_shards}/{self.total_shards}: {self.done_clips} of "
+                  f"{self.total_clips} clips, {rate:.0f} clips/s", file=sys.stderr, flush=True)
+
+
+def _build_from_files(spec, config, listing, store_dir, workers):
+    noises, noise_skipped = _load_noises(listing.noise_files, spec, config)
+    jobs = _file_jobs(listing)
+    ranges = [(a, min(a + SHARD_CLIPS, len(jobs))) for a in range(0, len(jobs), SHARD_CLIPS)]
+    todo = [r for r in ranges if not os.path.exists(store.shard_path(store_dir, *r))]
+    progress = _Progress(len(todo), sum(b - a for a, b in todo))
+    workers = min(workers or os.cpu_count() or 1, len(todo))
+    if workers > 1:
+        # Fresh interpreters (spawn): TensorFlow's state does not survive a fork.
+        with concurrent.futures.ProcessPoolExecutor(
+                workers, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(spec.to_dict(), config.to_dict(), listing.noise_files)) as pool:
+            futures = [pool.submit(_build_shard_in_worker, store_dir, a, jobs[a:b])
+                       for a, b in todo]
+            for future in concurrent.futures.as_completed(futures):
+                progress.shard_done(future.result())
+    else:
+        for a, b in todo:
+            rows, skipped = _job_rows(jobs[a:b], a, spec, config, noises)
+            store.write_shard(store.shard_path(store_dir, a, b), rows, skipped,
+                              config.feature_shape)
+            progress.shard_done(b - a)
+    shard_paths = [store.shard_path(store_dir, *r) for r in ranges]
     if spec.synthetic_fraction > 0.0:
-        _add_synthetic_speech(spec, config, builder, listing)
+        shard_paths.append(_add_synthetic_speech(spec, config, listing, store_dir, shard_paths,
+                                                 len(jobs), noises))
+    skipped = list(noise_skipped)
+    labels_by_split = {split: [] for split in SPLITS}
+    for path in shard_paths:
+        with np.load(path, allow_pickle=False) as shard:
+            skipped += [tuple(x.split("\t", 1)) for x in shard["skipped"].tolist()]
+            for split in SPLITS:
+                labels_by_split[split].append(shard[f"{split}_y"])
+    for path, reason in skipped[:MAX_SKIP_WARNINGS]:
+        logger.warning("skipping %s: %s", path, reason)
     if skipped:
         logger.warning("skipped %d of %d clips that could not be used (the first %d are listed "
                        "above)", len(skipped), len(listing.items) + len(listing.noise_files),
                        min(len(skipped), MAX_SKIP_WARNINGS))
-    arrays = builder.arrays()
-    all_labels = np.concatenate([arrays[f"{s}_y"] for s in SPLITS])
+    all_labels = np.concatenate([y for ys in labels_by_split.values() for y in ys])
     for index, label in enumerate(listing.labels):
         if label in listing.labels[2:] and not np.any(all_labels == index):
             raise ValueError(f"wanted word {label!r} has no usable clips in "
                              f"{os.path.join(spec.data_dir, label)} (all were skipped)")
-    if listing.layout != "test_set" and arrays["training_y"].shape[0] == 0:
+    if listing.layout != "test_set" and not sum(len(y) for y in labels_by_split["training"]):
         raise ValueError(f"the training split of {spec.data_dir} is empty")
-    return listing.labels, arrays, skipped
+    store.finalize(store_dir, shard_paths, listing.labels, config.feature_shape,
+                   spec.augment_variants, extra_skipped=noise_skipped)
 
 
-def _add_synthetic_speech(spec, config, builder, listing):
-    """Adds espeak-ng speech to the training split: per speech class, synthetic_fraction times the
-    class's usable real training clips (rounded half up)."""
-    real = np.array(builder.y["training"], np.int32)
+def _add_synthetic_speech(spec, config, listing, store_dir, shard_paths, first_index, noises):
+    """A shard of espeak-ng speech for the training split: per speech class, synthetic_fraction
+    times the class's usable real training clips (rounded half up). Returns its path."""
+    real = np.concatenate([store.read_shard_labels(p)["training"] for p in shard_paths])
     silence = listing.labels.index(SILENCE_LABEL)
     counts = {label: int(math.floor(spec.synthetic_fraction * np.sum(real == label) + 0.5))
               for label in range(len(listing.labels)) if label != silence}
-    for clip, label, description in synthetic.speech_for_labels(
-            spec.seed, counts, listing.labels, listing.unknown_words, builder.noises, config):
-        builder.add(clip, label, "training", "synthetic: " + description, False)
+    rows = []
+    for offset, (clip, label, description) in enumerate(synthetic.speech_for_labels(
+            spec.seed, counts, listing.labels, listing.unknown_words, noises, config)):
+        x, aug = clip_features(clip, "training", first_index + offset, False, spec, config, noises)
+        rows.append(("training", x, label, "synthetic: " + description, aug))
+    path = store.shard_path(store_dir, first_index, first_index + len(rows))
+    store.write_shard(path, rows, [], config.feature_shape)
+    return path
 
 
-def _build_synthetic(spec, config):
+def _build_synthetic(spec, config, store_dir):
     generated = synthetic.generate(spec, config)
-    builder = _Builder(spec, config, generated.noises)
-    for clip, label, split, description in zip(generated.audio, generated.labels,
-                                               generated.splits, generated.descriptions):
-        builder.add(clip, int(label), split, "synthetic: " + description, label == 0)
-    return generated.label_names, builder.arrays(), []
+    rows = []
+    for index, (clip, label, split, description) in enumerate(zip(
+            generated.audio, generated.labels, generated.splits, generated.descriptions)):
+        x, aug = clip_features(clip, split, index, label == 0, spec, config, generated.noises)
+        rows.append((split, x, int(label), "synthetic: " + description, aug))
+    path = store.shard_path(store_dir, 0, len(rows))
+    store.write_shard(path, rows, [], config.feature_shape)
+    store.finalize(store_dir, [path], generated.label_names, config.feature_shape,
+                   spec.augment_variants)
