@@ -17,7 +17,7 @@ $(STAMP): setup.cfg pyproject.toml
 	  "PATH; install one (Debian/Ubuntu: apt-get install python3.12-venv) or pass" \
 	  "PYTHON=/path/to/python3.x" >&2; exit 2; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -e '.[test]'
+	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
 test: $(STAMP)

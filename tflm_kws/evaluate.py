@@ -90,11 +90,13 @@ class TfliteRunner:
     """Batch-1 inference with tf.lite.Interpreter (reference or default kernels)."""
 
     def __init__(self, tflite_bytes, reference_kernels=True):
+        from tflm_kws import export  # pylint: disable=import-outside-toplevel
         resolver = (tf.lite.experimental.OpResolverType.BUILTIN_REF if reference_kernels
                     else tf.lite.experimental.OpResolverType.AUTO)
-        self._interpreter = tf.lite.Interpreter(model_content=bytes(tflite_bytes),
-                                                experimental_op_resolver_type=resolver)
-        self._interpreter.allocate_tensors()
+        # The default kernels announce their XNNPACK delegate on stderr: shown only on failure.
+        self._interpreter = export.stderr_shown_on_failure(lambda: tf.lite.Interpreter(
+            model_content=bytes(tflite_bytes), experimental_op_resolver_type=resolver))
+        export.stderr_shown_on_failure(self._interpreter.allocate_tensors)
         (self.input_detail,) = self._interpreter.get_input_details()
         (self.output_detail,) = self._interpreter.get_output_details()
 

@@ -118,7 +118,7 @@ def convert_int8(model, representative_features_int8, num_samples=200):
     # per-tensor (conv and depthwise stay per-channel, which every TFLM version supports).
     # pylint: disable-next=protected-access
     converter._experimental_disable_per_channel_quantization_for_dense_layers = True
-    return _stderr_shown_on_failure(converter.convert)
+    return stderr_shown_on_failure(converter.convert)
 
 
 def ops_details(tflite_bytes):
@@ -220,7 +220,7 @@ def _captured_fd(fd):
             captured.append(tmp.read().decode("utf-8", "replace"))
 
 
-def _stderr_shown_on_failure(fn):
+def stderr_shown_on_failure(fn):
     """fn() with what C++ code writes to stderr held back (the converter's notes on every call),
     and written out when fn raises or TF_CPP_MIN_LOG_LEVEL asks for C++ logs."""
     failure = None
