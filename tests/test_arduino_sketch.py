@@ -4,6 +4,8 @@ clips, >= 10 minutes of audio captured in random chunk sizes through the audio r
 non-default frontend configs); the ring buffer; the recognizer on scripted score sequences; the C
 array."""
 import json
+import os
+import pathlib
 import re
 import shutil
 import subprocess
@@ -536,3 +538,81 @@ def test_keyword_spotter_with_the_real_model(feature_tools, committed_model, tmp
     assert np.abs(scores - expected).max() <= 1
     detections = [row[1] for row in rows if row[3] == "1" and row[1] != "_silence_"]
     assert detections == ([word] if word else []), detections
+
+
+# --- The CMSIS-NN scratch written into kTensorArenaSize, against CMSIS-NN's own functions
+# (needs CMSIS_NN_TREE, e.g. the Arduino library's src/third_party/cmsis_nn; see docs/arduino.md). ---
+
+def _cmsis_nn_requests(tflite_bytes):
+    """One cmsis_nn_scratch_main request per conv / depthwise / average-pool op, with the dims,
+    strides, dilation and padding TFLM's cmsis_nn kernels pass (padding as TFLM computes it)."""
+    from tensorflow.lite.python import schema_py_generated as schema
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(tflite_bytes, 0))
+    graph = model.subgraphs[0]
+    names = {v: k for k, v in vars(schema.BuiltinOperator).items() if not k.startswith("_")}
+    requests = []
+    for op in graph.operators:
+        code = model.operatorCodes[op.opcodeIndex]
+        name = names[max(code.builtinCode, code.deprecatedBuiltinCode)]
+        if name not in ("CONV_2D", "DEPTHWISE_CONV_2D", "AVERAGE_POOL_2D"):
+            continue
+        _, in_h, in_w, c_in = graph.tensors[op.inputs[0]].shape
+        _, out_h, out_w, c_out = graph.tensors[op.outputs[0]].shape
+        if name == "AVERAGE_POOL_2D":
+            requests.append((name, f"avgpool {out_w} {c_in}"))
+            continue
+        options = op.builtinOptions
+        _, k_h, k_w, _ = graph.tensors[op.inputs[1]].shape
+        pads = []
+        for size, k, stride, dilation, out in ((in_h, k_h, options.strideH,
+                                                options.dilationHFactor, out_h),
+                                               (in_w, k_w, options.strideW,
+                                                options.dilationWFactor, out_w)):
+            effective = (k - 1) * dilation + 1
+            total = max((out - 1) * stride + effective - size, 0)
+            pads.append(total // 2 if options.padding == schema.Padding.SAME else 0)
+        kind = "conv" if name == "CONV_2D" else "depthwise"
+        requests.append((name, f"{kind} {in_h} {in_w} {c_in} {k_h} {k_w} {out_h} {out_w} {c_out} "
+                               f"{options.strideH} {options.strideW} {pads[0]} {pads[1]} "
+                               f"{options.dilationHFactor} {options.dilationWFactor}"))
+    return requests
+
+
+def test_cmsis_nn_scratch_is_what_cmsis_nn_asks_for(tmp_path):
+    import tf_keras as keras
+    from tflm_kws import export
+    tree = os.environ.get("CMSIS_NN_TREE")
+    if not tree:
+        pytest.skip("CMSIS_NN_TREE not set")
+    require_tools("make", "g++", "gcc")
+    build = BUILD / "arduino_host" / "cmsis_nn"
+    make("cmsis_nn_scratch", f"CMSIS_NN_TREE={pathlib.Path(tree).resolve()}", f"BUILD={build}")
+    L = keras.layers
+    inputs = keras.Input((49, 40, 1))
+    x = L.Conv2D(8, (5, 3), strides=2, padding="same", activation="relu")(inputs)
+    x = L.Conv2D(12, 3, padding="same", activation="relu")(x)
+    x = L.Conv2D(12, 1, activation="relu")(x)
+    x = L.Conv2D(12, 1, strides=2, activation="relu")(x)
+    x = L.DepthwiseConv2D((3, 1), padding="same")(x)
+    x = L.DepthwiseConv2D((1, 3), padding="valid")(x)
+    x = L.DepthwiseConv2D(3, depth_multiplier=2, padding="same")(x)
+    x = L.Conv2D(16, (7, 1), strides=(2, 1), padding="valid")(x)
+    x = L.AveragePooling2D((3, 4))(x)
+    zoo = keras.Model(inputs, L.Dense(3)(L.Flatten()(x)))
+    features = np.random.default_rng(0).integers(-128, 128, (10, 49, 40)).astype(np.int8)
+    for name, tflite_bytes in (("committed model", model_bytes()),
+                               ("every kernel", export.convert_int8(zoo, features))):
+        requests = _cmsis_nn_requests(tflite_bytes)
+        proc = subprocess.run([str(build / "cmsis_nn_scratch")],
+                              input="".join(r + "\n" for _, r in requests), capture_output=True,
+                              text=True)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        measured = [int(v) for v in proc.stdout.split()]
+        ours = [size for _, _, size in export.cmsis_nn_scratch_per_op(tflite_bytes)]
+        assert ours == measured, (name, list(zip([n for n, _ in requests], ours, measured)))
+        assert export.cmsis_nn_scratch_bytes(tflite_bytes) == max(measured)
+    # The committed sketch's arena covers TFLM's own use plus the largest measured scratch.
+    arena = int(re.search(r"kTensorArenaSize\s*=\s*(\d+)",
+                          (SKETCH / "model_data.h").read_text()).group(1))
+    committed = model_bytes()
+    assert arena >= export.tflm_arena_used_bytes(committed) + export.cmsis_nn_scratch_bytes(committed)
