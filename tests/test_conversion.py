@@ -258,7 +258,8 @@ def test_per_channel_fully_connected_is_rejected(monkeypatch):
     tflite_bytes = export.convert_int8(model, _features(10))
     ((op, tensors),) = _tensors_of(tflite_bytes, "FULLY_CONNECTED")
     assert len(tensors[op["inputs"][1]]["quantization_parameters"]["scales"]) == 3
-    with pytest.raises(export.DeployError, match=r"FULLY_CONNECTED .*per-channel weights \(3 "):
+    with pytest.raises(export.DeployError,
+                       match=r"FULLY_CONNECTED \(from Keras layer 'logits'\): per-channel"):
         export.check_deployable(tflite_bytes, model)
 
 

@@ -153,9 +153,23 @@ def layer_of_tensor(tensor_name, keras_model):
     return "?"
 
 
-def _layer_of_op(op, tensors, keras_model):
-    """Keras layer of an op: named by its output tensor, else by an input (QUANTIZE/DEQUANTIZE)."""
-    for i in list(op["outputs"]) + list(op["inputs"]):
+def _output_layer_name(keras_model):
+    layer = keras_model.layers[-1]
+    return getattr(layer, "layer", layer).name  # tfmot wraps it as quant_<name>
+
+
+def _layer_of_op(op, tensors, keras_model, model_outputs=()):
+    """Keras layer of an op: named by its output tensor; for an op writing the model's output
+    (named after the serving signature, not a layer) the model's last layer; else an input's
+    (QUANTIZE/DEQUANTIZE)."""
+    candidates = [i for i in op["outputs"] if i >= 0]
+    for i in candidates:
+        layer = layer_of_tensor(tensors[i]["name"], keras_model)
+        if layer != "?":
+            return layer
+    if any(i in model_outputs for i in candidates):
+        return _output_layer_name(keras_model)
+    for i in op["inputs"]:
         if i >= 0:
             layer = layer_of_tensor(tensors[i]["name"], keras_model)
             if layer != "?":
@@ -170,9 +184,11 @@ def check_deployable(tflite_bytes, keras_model):
     weights are per-tensor (the Arduino library's kernel reads one scale).
     """
     ops, tensors = ops_details(tflite_bytes)
+    outputs = {d["index"] for d in tf.lite.Interpreter(
+        model_content=tflite_bytes).get_output_details()}
     problems = []
     for op in ops:
-        layer = _layer_of_op(op, tensors, keras_model)
+        layer = _layer_of_op(op, tensors, keras_model, outputs)
         where = f"op {op['index']} {op['op_name']} (from Keras layer '{layer}')"
         if op["op_name"] not in TFLM_OPS:
             problems.append(f"{where}: not a builtin op of the TFLM library this project deploys "
