@@ -106,8 +106,8 @@ def check_shared_output_dir(strategy, checkpoint_dir, chief):
         sees = read_json(path).get("token") == shared
     except (OSError, ValueError):
         sees = False
-    failures = _sum_over_replicas(strategy, lambda _: tf.constant(0.0 if sees else 1.0,
-                                                                   tf.float64))
+    verdict = 0.0 if sees else 1.0
+    failures = _sum_over_replicas(strategy, lambda _: tf.constant(verdict, tf.float64))
     if failures:
         output_dir = os.path.dirname(checkpoint_dir)
         if sees:

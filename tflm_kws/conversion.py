@@ -3,12 +3,12 @@
   from tflm_kws import conversion
   report, paths = conversion.convert("runs/demo", qat_epochs=3, arduino_dir="arduino/tflm_kws")
 
-Reads the training output directory (fused.keras, features.json, metrics.json), fine-tunes the fused
-plain graph with fake quantization (tfmot; qat_epochs=0 converts post-training only), converts
-it to a full-int8 flatbuffer for TFLM, runs the test split through the float model, the int8 model in
-tf.lite.Interpreter (reference and default kernels) and in TFLM, and writes model_int8.tflite,
-model_data.cc/.h, report.json and report.md. `python -m conversion.convert` is its command line.
-See docs/conversion.md.
+Reads the training output directory (fused.keras, features.json, metrics.json), fine-tunes the
+fused plain graph with fake quantization (tfmot; qat_epochs=0 converts post-training only),
+converts it to a full-int8 flatbuffer for TFLM, runs the test split through the float model, the
+int8 model in tf.lite.Interpreter (reference and default kernels) and in TFLM, and writes
+model_int8.tflite, model_data.cc/.h, report.json and report.md. `python -m conversion.convert` is
+its command line. See docs/conversion.md.
 """
 import json
 import os
@@ -31,6 +31,7 @@ from tflm_kws import quantize
 TFLITE_NAME = "model_int8.tflite"
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
+
 
 def _require_file(path, what):
     if not os.path.isfile(path):

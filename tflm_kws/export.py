@@ -329,4 +329,3 @@ def recommended_arena_bytes(arena_used_bytes, scratch_bytes, margin=1024):
     """Arena for the sketch: measured use + CMSIS-NN scratch + margin, rounded up to 16."""
     total = arena_used_bytes + scratch_bytes + margin
     return (total + 15) // 16 * 16
-

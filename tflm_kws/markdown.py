@@ -17,4 +17,3 @@ def header(title, command, machine, data, wall_seconds, details=(), wall_note=""
     lines += [f"{detail}  " for detail in details]
     lines.append(f"Wall time of this invocation: {wall_seconds / 60:.1f} min{wall_note}")
     return lines + [""]
-

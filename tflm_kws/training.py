@@ -23,6 +23,7 @@ import time
 import tensorflow as tf
 import tf_keras as keras
 
+from tflm_kws import checkpointing
 from tflm_kws import complexity
 from tflm_kws import data as kws_data
 from tflm_kws import frontend
@@ -30,7 +31,6 @@ from tflm_kws import io_utils
 from tflm_kws import metrics
 from tflm_kws import models
 from tflm_kws import seeding
-from tflm_kws import checkpointing
 
 # Files of the output directory contract (docs/training.md).
 TRAIN_MODEL = "train_model.keras"
@@ -51,6 +51,7 @@ DATA_FLAG_FIELDS = ("data_dir", "wanted_words", "wake_word", "seed")
 MODEL_DATA_ARGS = ("input_shape", "num_classes")
 DEFAULT_CACHE_DIR = os.path.join(
     os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "tflm_kws")
+
 
 class UserInputError(ValueError):
     """A bad option or data set, named; the command line prints it without a traceback."""
@@ -79,7 +80,8 @@ class TrainConfig:
     verbose: int = 1
 
     def __post_init__(self):
-        checks = (("epochs", self.epochs >= 1, ">= 1"), ("batch_size", self.batch_size >= 1, ">= 1"),
+        checks = (("epochs", self.epochs >= 1, ">= 1"),
+                  ("batch_size", self.batch_size >= 1, ">= 1"),
                   ("learning_rate", self.learning_rate > 0, "> 0"),
                   ("lr_schedule", self.lr_schedule in LR_SCHEDULES, f"one of {list(LR_SCHEDULES)}"),
                   ("warmup_fraction", 0 <= self.warmup_fraction <= 0.5, "in [0, 0.5]"),

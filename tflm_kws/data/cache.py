@@ -1,13 +1,14 @@
 """The feature-store cache directory: list, bound or clear it.
 
-  python -m tflm_kws.data.cache --cache_dir=~/.cache/tflm_kws              # list the stores
-  python -m tflm_kws.data.cache --cache_dir=... --max_gb=5                 # drop least recently used
-  python -m tflm_kws.data.cache --cache_dir=... --clear                    # drop every store
+  python -m tflm_kws.data.cache --cache_dir=~/.cache/tflm_kws    # list the stores
+  python -m tflm_kws.data.cache --cache_dir=... --max_gb=5       # drop least recently used
+  python -m tflm_kws.data.cache --cache_dir=... --clear          # drop every store
 
 A store is rebuilt on its next use (`tflm_kws.data.load`); see tflm_kws/data/store.py.
 """
 import os
 import sys
+import time
 
 from absl import app
 from absl import flags
@@ -27,10 +28,9 @@ def define_flags():
 
 
 def _line(path, size, used, complete):
-    import time  # pylint: disable=import-outside-toplevel
     state = "" if complete else "  (unfinished build: resumes on next use)"
-    return (f"{size / 1e6:10.1f} MB  last used {time.strftime('%Y-%m-%d %H:%M', time.localtime(used))}"
-            f"  {os.path.basename(path)}{state}")
+    when = time.strftime("%Y-%m-%d %H:%M", time.localtime(used))
+    return f"{size / 1e6:10.1f} MB  last used {when}  {os.path.basename(path)}{state}"
 
 
 def main(argv):

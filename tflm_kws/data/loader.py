@@ -294,7 +294,8 @@ def _job_rows(jobs, start, spec, config, noises):
             _, split, k, label = job
             rng = np.random.default_rng([spec.seed, 2, SPLITS.index(split), k])
             noise_clip, description = synthetic.silence_clip(rng, noises, config.clip_samples)
-            clip, origin, is_silence = synthetic.to_int16(noise_clip), "silence: " + description, True
+            clip, is_silence = synthetic.to_int16(noise_clip), True
+            origin = "silence: " + description
         x, aug = clip_features(clip, split, index, is_silence, spec, config, noises)
         rows.append((split, x, label, origin, aug))
     return rows, skipped
