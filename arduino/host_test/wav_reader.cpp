@@ -18,6 +18,11 @@ bool ReadWav(const std::string& path, int expected_sample_rate, std::vector<int1
   }
   const std::vector<unsigned char> bytes((std::istreambuf_iterator<char>(file)),
                                          std::istreambuf_iterator<char>());
+  return ParseWav(bytes, path, expected_sample_rate, samples, error);
+}
+
+bool ParseWav(const std::vector<unsigned char>& bytes, const std::string& path,
+              int expected_sample_rate, std::vector<int16_t>* samples, std::string* error) {
   if (bytes.size() < 12 || memcmp(bytes.data(), "RIFF", 4) != 0 ||
       memcmp(bytes.data() + 8, "WAVE", 4) != 0) {
     *error = path + ": not a RIFF/WAVE file";

@@ -10,4 +10,8 @@
 bool ReadWav(const std::string& path, int expected_sample_rate, std::vector<int16_t>* samples,
              std::string* error);
 
+// The same for a file's bytes already in memory (`path` only names it in errors).
+bool ParseWav(const std::vector<unsigned char>& bytes, const std::string& path,
+              int expected_sample_rate, std::vector<int16_t>* samples, std::string* error);
+
 #endif  // TFLM_KWS_HOST_TEST_WAV_READER_H_

@@ -6,10 +6,12 @@
 
 void BuildFeatureInputTable(float input_scale, int input_zero_point, int8_t table[256]) {
   for (int v = -128; v <= 127; ++v) {
-    long q = std::lround(static_cast<double>(v) * kFeatureInputScale / input_scale) +
-             input_zero_point;
-    if (q < -128) q = -128;
-    if (q > 127) q = 127;
+    // Rounded (half away from zero) and clamped in double: a tiny input scale must saturate, not
+    // overflow an integer.
+    double q = std::round(static_cast<double>(v) * kFeatureInputScale / input_scale) +
+               input_zero_point;
+    if (q < -128.0) q = -128.0;
+    if (q > 127.0) q = 127.0;
     table[v + 128] = static_cast<int8_t>(q);
   }
 }
@@ -35,7 +37,9 @@ void OutputToScores(const int8_t* output, float output_scale, int output_zero_po
     for (int i = 0; i < kCategoryCount; ++i) probabilities[i] /= sum;
   }
   for (int i = 0; i < kCategoryCount; ++i) {
-    const long score = std::lround(probabilities[i] * 256.0f);
-    scores[i] = static_cast<uint8_t>(score < 0 ? 0 : (score > 255 ? 255 : score));
+    // Clamped before rounding: a dequantized "probability" can be far outside [0, 1].
+    const float scaled = probabilities[i] * 256.0f;
+    scores[i] = !(scaled > 0.0f) ? 0 : (scaled >= 255.0f ? 255
+                                                          : static_cast<uint8_t>(std::lround(scaled)));
   }
 }

@@ -25,6 +25,12 @@ RecognizeCommands::Result& RecognizeCommands::FromFront(int offset) {
 bool RecognizeCommands::ProcessLatestResults(const uint8_t* scores, int32_t current_time_ms,
                                              const char** found_command, uint8_t* score,
                                              bool* is_new_command) {
+  // Non-negative, non-decreasing times keep every difference below in int32 range.
+  if (current_time_ms < 0) {
+    KwsLog("Result time %d ms is negative: times count from the start of the audio",
+           static_cast<int>(current_time_ms));
+    return false;
+  }
   if (size_ > 0 && current_time_ms < FromFront(size_ - 1).time_ms) {
     KwsLog("Results must be fed in increasing time order, but received a timestamp of %d that "
            "was earlier than the previous one of %d",

@@ -22,8 +22,9 @@ class RecognizeCommands {
   RecognizeCommands();
 
   // `scores`: kCategoryCount values, 0..255 (probability * 256, clamped), of the inference on the
-  // audio ending at `current_time_ms`. Times must not decrease (they are int32 milliseconds, as in
-  // micro_speech: about 24 days of uptime). False (after logging why) on bad input.
+  // audio ending at `current_time_ms`. Times must be >= 0 and must not decrease (they are int32
+  // milliseconds since the audio started, as in micro_speech: about 24 days of uptime). False
+  // (after logging why) on bad input.
   bool ProcessLatestResults(const uint8_t* scores, int32_t current_time_ms,
                             const char** found_command, uint8_t* score, bool* is_new_command);
 
