@@ -412,7 +412,7 @@ def test_feature_provider_follows_non_default_frontend_config(pymicro_frontend_t
         if path.suffix in (".h", ".cpp", ".cc") and not path.name.startswith("model_data"):
             shutil.copy(path, sketch / path.name)
     labels = model_labels()
-    (sketch / "model_data.h").write_text(carray.header_text(config, labels, 16, ["RESHAPE"]))
+    (sketch / "model_data.h").write_text(carray.header_text(config, labels, 16, ["RESHAPE"], 16))
     (sketch / "model_data.cc").write_text(carray.source_text(b"\0" * 16, labels))
     build = tmp_path / "build"
     make("features", f"FRONTEND_TREE={pymicro_frontend_tree}", f"SKETCH_DIR={sketch}",

@@ -41,8 +41,11 @@ constexpr float kFeatureInputScale = 0.0078125f;  // FEATURE_SCALE: model float 
 // Labels
 constexpr int kCategoryCount = 12;
 extern const char* const kCategoryLabels[kCategoryCount];   // defined in model_data.cc
-// Arena: measured arena_used_bytes from TFLM + margin, rounded up to 16
+// Arena: measured arena_used_bytes from TFLM + CMSIS-NN scratch + margin, rounded up to 16
 constexpr int kTensorArenaSize = 12288;
+// TFLM's measured use (reference kernels): a smaller arena is refused before TFLM, which
+// can abort inside its allocator when the arena is too small, sees it
+constexpr int kTensorArenaUsedBytes = 9000;
 // Exactly the builtin ops the model uses, as MicroMutableOpResolver Add* calls
 constexpr int kModelOpCount = 4;
 #define TFLM_KWS_ADD_MODEL_OPS(resolver) \\
@@ -81,14 +84,14 @@ int main(int argc, char** argv) {
 def test_header_is_the_contract():
     labels = [f"word{i}" for i in range(12)]
     text = carray.header_text(frontend.FrontendConfig(), labels, 12288,
-                              ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "RESHAPE"])
+                              ["CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "RESHAPE"], 9000)
     assert text == CONTRACT_HEADER
 
 
 def test_header_follows_the_frontend_config():
     config = frontend.FrontendConfig(num_channels=32, window_stride_ms=10, enable_pcan=False,
                                      even_smoothing=0.03125)
-    text = carray.header_text(config, ["a", "b"], 4096, ["CONV_2D"])
+    text = carray.header_text(config, ["a", "b"], 4096, ["CONV_2D"], 3000)
     assert "constexpr int kFeatureChannelCount = 32;" in text
     assert f"constexpr int kFeatureFrameCount = {config.num_frames};" in text
     assert "constexpr bool kFeatureEnablePcan = false;" in text
@@ -98,9 +101,11 @@ def test_header_follows_the_frontend_config():
 
 def test_unknown_op_and_unaligned_arena_are_rejected():
     with pytest.raises(ValueError, match="GELU"):
-        carray.header_text(frontend.FrontendConfig(), ["a"], 4096, ["CONV_2D", "GELU"])
+        carray.header_text(frontend.FrontendConfig(), ["a"], 4096, ["CONV_2D", "GELU"], 3000)
     with pytest.raises(ValueError, match="multiple of 16"):
-        carray.header_text(frontend.FrontendConfig(), ["a"], 4100, ["CONV_2D"])
+        carray.header_text(frontend.FrontendConfig(), ["a"], 4100, ["CONV_2D"], 3000)
+    with pytest.raises(ValueError, match="measured arena use 5000"):
+        carray.header_text(frontend.FrontendConfig(), ["a"], 4096, ["CONV_2D"], 5000)
 
 
 @pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
@@ -116,7 +121,7 @@ def test_c_array_compiles_and_holds_the_flatbuffer(tmp_path):
     labels = ["yes", 'say "hi"', "_unknown_"]
     ops = export.op_names(tflite_bytes)
     header, source = carray.write_model_data(tmp_path, tflite_bytes, frontend.FrontendConfig(),
-                                             labels, 4096, ops)
+                                             labels, 4096, ops, 2048)
     assert "alignas(16) const unsigned char g_model_data[]" in pathlib.Path(source).read_text()
     main = tmp_path / "main.cc"
     main.write_text(MAIN_CC)

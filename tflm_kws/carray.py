@@ -66,10 +66,14 @@ def resolver_methods(op_names):
     return [export.TFLM_OPS[op] for op in op_names]
 
 
-def header_text(config: frontend.FrontendConfig, labels, arena_size, op_names):
-    """model_data.h content."""
+def header_text(config: frontend.FrontendConfig, labels, arena_size, op_names, arena_used_bytes):
+    """model_data.h content. arena_size: kTensorArenaSize (the sketch's arena); arena_used_bytes:
+    what TFLM measured the model to use, below which the sketch refuses to start."""
     if arena_size % 16:
         raise ValueError(f"arena size {arena_size} is not a multiple of 16")
+    if not 0 < arena_used_bytes <= arena_size:
+        raise ValueError(f"measured arena use {arena_used_bytes} must be in (0, arena size "
+                         f"{arena_size}]")
     methods = resolver_methods(op_names)
     values = dataclasses.asdict(config)
     values["num_frames"] = config.num_frames
@@ -91,8 +95,11 @@ def header_text(config: frontend.FrontendConfig, labels, arena_size, op_names):
         "// Labels",
         f"constexpr int kCategoryCount = {len(labels)};",
         "extern const char* const kCategoryLabels[kCategoryCount];   // defined in model_data.cc",
-        "// Arena: measured arena_used_bytes from TFLM + margin, rounded up to 16",
+        "// Arena: measured arena_used_bytes from TFLM + CMSIS-NN scratch + margin, rounded up to 16",
         f"constexpr int kTensorArenaSize = {int(arena_size)};",
+        "// TFLM's measured use (reference kernels): a smaller arena is refused before TFLM, which",
+        "// can abort inside its allocator when the arena is too small, sees it",
+        f"constexpr int kTensorArenaUsedBytes = {int(arena_used_bytes)};",
         "// Exactly the builtin ops the model uses, as MicroMutableOpResolver Add* calls",
         f"constexpr int kModelOpCount = {len(methods)};",
         "#define TFLM_KWS_ADD_MODEL_OPS(resolver) \\",
@@ -124,11 +131,12 @@ def source_text(tflite_bytes, labels):
     ])
 
 
-def write_model_data(directory, tflite_bytes, config, labels, arena_size, op_names):
+def write_model_data(directory, tflite_bytes, config, labels, arena_size, op_names,
+                     arena_used_bytes):
     """Writes model_data.h and model_data.cc into `directory` (atomically); returns both paths."""
     header = os.path.join(directory, HEADER_NAME)
     source = os.path.join(directory, SOURCE_NAME)
-    header_content = header_text(config, labels, arena_size, op_names)
+    header_content = header_text(config, labels, arena_size, op_names, arena_used_bytes)
     source_content = source_text(tflite_bytes, labels)
     with io_utils.atomic_write(header, "w") as f:
         f.write(header_content)

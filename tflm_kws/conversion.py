@@ -251,12 +251,14 @@ def write_artifacts(output_dir, tflite_bytes, report, config, labels, arduino_di
         f.write(tflite_bytes)
     paths = [tflite_path]
     paths += carray.write_model_data(output_dir, tflite_bytes, config, labels,
-                                     report["tensor_arena_size"], report["ops"])
+                                     report["tensor_arena_size"], report["ops"],
+                                     report["arena_used_bytes"])
     if arduino_dir:
         if not os.path.isdir(arduino_dir):
             raise FileNotFoundError(f"--arduino_dir is not a directory: {arduino_dir}")
         paths += carray.write_model_data(arduino_dir, tflite_bytes, config, labels,
-                                         report["tensor_arena_size"], report["ops"])
+                                         report["tensor_arena_size"], report["ops"],
+                                         report["arena_used_bytes"])
     json_path = os.path.join(output_dir, REPORT_JSON)
     io_utils.atomic_write_json(json_path, report)
     md_path = os.path.join(output_dir, REPORT_MD)

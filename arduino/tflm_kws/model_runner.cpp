@@ -24,6 +24,13 @@ bool ModelRunner::Begin(const unsigned char* model_data) {
     KwsLog("ModelRunner::Begin() called twice");
     return false;
   }
+  if (arena_size_ < static_cast<size_t>(kTensorArenaUsedBytes)) {
+    // TFLM itself may abort (not fail) inside its allocator when the arena is too small.
+    KwsLog("Tensor arena of %d bytes is smaller than the %d bytes this model was measured to use "
+           "(kTensorArenaUsedBytes); raise kTensorArenaSize",
+           static_cast<int>(arena_size_), kTensorArenaUsedBytes);
+    return false;
+  }
   const tflite::Model* model = tflite::GetModel(model_data);
   if (model->version() != TFLITE_SCHEMA_VERSION) {
     KwsLog("Model provided is schema version %d, not equal to supported version %d",
