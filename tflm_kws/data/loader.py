@@ -320,11 +320,17 @@ def _init_worker(spec_dict, config_dict, noise_files):
     _WORKER.update(spec=spec, config=config, noises=_load_noises(noise_files, spec, config)[0])
 
 
-def _build_shard_in_worker(store_dir, start, jobs):
-    rows, skipped = _job_rows(jobs, start, _WORKER["spec"], _WORKER["config"], _WORKER["noises"])
+def _build_shard(store_dir, start, jobs, spec, config, noises):
+    """Computes build jobs[start:start + len(jobs)] and commits them as one shard."""
+    rows, skipped = _job_rows(jobs, start, spec, config, noises)
     store.write_shard(store.shard_path(store_dir, start, start + len(jobs)), rows, skipped,
-                      _WORKER["config"].feature_shape)
+                      config.feature_shape)
     return len(jobs)
+
+
+def _build_shard_in_worker(store_dir, start, jobs):
+    return _build_shard(store_dir, start, jobs, _WORKER["spec"], _WORKER["config"],
+                        _WORKER["noises"])
 
 
 class _Progress:
@@ -362,10 +368,7 @@ def _build_from_files(spec, config, listing, store_dir, workers):
                 progress.shard_done(future.result())
     else:
         for a, b in todo:
-            rows, skipped = _job_rows(jobs[a:b], a, spec, config, noises)
-            store.write_shard(store.shard_path(store_dir, a, b), rows, skipped,
-                              config.feature_shape)
-            progress.shard_done(b - a)
+            progress.shard_done(_build_shard(store_dir, a, jobs[a:b], spec, config, noises))
     shard_paths = [store.shard_path(store_dir, *r) for r in ranges]
     if spec.synthetic_fraction > 0.0:
         shard_paths.append(_add_synthetic_speech(spec, config, listing, store_dir, shard_paths,
@@ -373,10 +376,10 @@ def _build_from_files(spec, config, listing, store_dir, workers):
     skipped = list(noise_skipped)
     labels_by_split = {split: [] for split in SPLITS}
     for path in shard_paths:
-        with np.load(path, allow_pickle=False) as shard:
-            skipped += [tuple(x.split("\t", 1)) for x in shard["skipped"].tolist()]
-            for split in SPLITS:
-                labels_by_split[split].append(shard[f"{split}_y"])
+        shard_labels, shard_skipped = store.read_shard_summary(path)
+        skipped += shard_skipped
+        for split in SPLITS:
+            labels_by_split[split].append(shard_labels[split])
     for path, reason in skipped[:MAX_SKIP_WARNINGS]:
         logger.warning("skipping %s: %s", path, reason)
     if skipped:
@@ -397,7 +400,7 @@ def _build_from_files(spec, config, listing, store_dir, workers):
 def _add_synthetic_speech(spec, config, listing, store_dir, shard_paths, first_index, noises):
     """A shard of espeak-ng speech for the training split: per speech class, synthetic_fraction
     times the class's usable real training clips (rounded half up). Returns its path."""
-    real = np.concatenate([store.read_shard_labels(p)["training"] for p in shard_paths])
+    real = np.concatenate([store.read_shard_summary(p)[0]["training"] for p in shard_paths])
     silence = listing.labels.index(SILENCE_LABEL)
     counts = {label: int(math.floor(spec.synthetic_fraction * np.sum(real == label) + 0.5))
               for label in range(len(listing.labels)) if label != silence}

@@ -56,10 +56,11 @@ def write_shard(path, rows, skipped, feature_shape):
         np.savez(f, **arrays)
 
 
-def read_shard_labels(path):
-    """{split: int32 labels} of a finished shard."""
+def read_shard_summary(path):
+    """({split: int32 labels}, [(path, reason)] of skipped files) of a finished shard."""
     with np.load(path, allow_pickle=False) as shard:
-        return {split: shard[f"{split}_y"] for split in SPLITS}
+        return ({split: shard[f"{split}_y"] for split in SPLITS},
+                [tuple(s.split("\t", 1)) for s in shard["skipped"].tolist()])
 
 
 def finalize(store_dir, shard_paths, labels, feature_shape, num_variants, extra_skipped=()):
@@ -69,10 +70,10 @@ def finalize(store_dir, shard_paths, labels, feature_shape, num_variants, extra_
     counts = {split: 0 for split in SPLITS}
     skipped = list(extra_skipped)
     for path in shard_paths:
-        with np.load(path, allow_pickle=False) as shard:
-            for split in SPLITS:
-                counts[split] += len(shard[f"{split}_y"])
-            skipped += [tuple(s.split("\t", 1)) for s in shard["skipped"].tolist()]
+        labels_by_split, shard_skipped = read_shard_summary(path)
+        for split in SPLITS:
+            counts[split] += len(labels_by_split[split])
+        skipped += shard_skipped
     outputs = {}
     for split in SPLITS:
         outputs[f"{split}_x"] = _open(store_dir, f"{split}_x", np.int8,
