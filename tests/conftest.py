@@ -1,5 +1,7 @@
 import pathlib
+import wave
 
+import numpy as np
 import pytest
 
 import tflm_kws  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
@@ -27,3 +29,15 @@ def assert_is_plot(path: pathlib.Path, min_size=(200, 200)):
     assert width >= min_size[0] and height >= min_size[1], f"{path}: {width}x{height}"
     rgb = pixels[..., :3].reshape(-1, 3)
     assert len({tuple(v) for v in rgb[:: max(1, len(rgb) // 20000)]}) > 3, f"{path} is blank"
+
+
+def write_wav(path, samples, rate=16000):
+    """16-bit PCM WAV of int16 samples [N] (mono) or [N, channels]."""
+    samples = np.asarray(samples, np.int16)
+    if samples.ndim == 1:
+        samples = samples[:, np.newaxis]
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(samples.shape[1])
+        f.setsampwidth(2)
+        f.setframerate(rate)
+        f.writeframes(samples.astype("<i2").tobytes())

@@ -15,7 +15,7 @@ import tarfile
 import numpy as np
 import pytest
 
-from conftest import REPO, TFLM_TESTDATA, require
+from conftest import REPO, TFLM_TESTDATA, require, write_wav
 
 SKETCH = REPO / "arduino" / "tflm_kws"
 HOST_TEST = REPO / "arduino" / "host_test"
@@ -295,15 +295,6 @@ def _stream_audio(seconds, seed):
     return np.clip(np.concatenate(pieces), -32768, 32767).astype(np.int16)
 
 
-def _write_wav(path, samples):
-    import wave
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes(samples.astype("<i2").tobytes())
-
-
 def _stream_records(path, config):
     dtype = np.dtype([("sample_count", "<i8"), ("slices", "<i8"), ("new_slices", "<i4"),
                       ("window", "i1", (config.num_frames * config.num_channels,))])
@@ -351,7 +342,7 @@ def _run_stream(binary, wav, out, *flags):
 
 def _assert_stream_matches(binary, samples, tmp_path, config, *flags):
     wav, out = tmp_path / "stream.wav", tmp_path / "stream.bin"
-    _write_wav(wav, samples)
+    write_wav(wav, samples)
     _run_stream(binary, wav, out, *flags)
     records = _stream_records(out, config)
     expected, slices, new_slices = _expected_windows(samples, records, config)
@@ -518,7 +509,7 @@ def test_keyword_spotter_with_the_real_model(feature_tools, committed_model, tmp
     silence = np.zeros(16000, np.int16)
     samples = np.concatenate([silence, clip_audio, silence])
     wav = tmp_path / "stream.wav"
-    _write_wav(wav, samples)
+    write_wav(wav, samples)
     binary = feature_tools / "kws_spotter_replay"
     first = _spotter(binary, wav, tmp_path / "windows1.bin")
     windows = np.fromfile(tmp_path / "windows1.bin", np.int8).reshape(-1, *config.feature_shape)

@@ -1,6 +1,5 @@
 """Audio decoding: formats, rates and channel counts give the same features; bad files are named."""
 import pathlib
-import wave
 
 import numpy as np
 import pytest
@@ -10,6 +9,8 @@ import tensorflow_io as tfio
 from tflm_kws import audio, frontend
 from tflm_kws.audio import AudioDecodeError
 
+from conftest import write_wav
+
 YES_WAV = pathlib.Path(__file__).parent / "fixtures" / "tflm_testdata" / "yes_1000ms.wav"
 
 # Tolerance for resampled audio. The frontend amplifies quiet passages (PCAN), so on these clips even
@@ -17,17 +18,6 @@ YES_WAV = pathlib.Path(__file__).parent / "fixtures" / "tflm_testdata" / "yes_10
 # steps on average. A 16 kHz -> 44.1 kHz stereo -> 16 kHz round trip must change the features by no
 # more than that dither does, and by at most RESAMPLED_MEAN_ABS_DIFF steps (about 1% of the range).
 RESAMPLED_MEAN_ABS_DIFF = 3.0
-
-
-def write_wav(path, samples_int16, rate):
-    samples = np.asarray(samples_int16, np.int16)
-    if samples.ndim == 1:
-        samples = samples[:, np.newaxis]
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(samples.shape[1])
-        f.setsampwidth(2)
-        f.setframerate(rate)
-        f.writeframes(samples.tobytes())
 
 
 @pytest.fixture(scope="module")

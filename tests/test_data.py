@@ -3,13 +3,14 @@ import logging
 import os
 import pathlib
 import shutil
-import wave
 
 import numpy as np
 import pytest
 
 from tflm_kws import audio, data, frontend
 from tflm_kws.data import loader, sources
+
+from conftest import write_wav
 
 MINI = pathlib.Path(__file__).parent / "fixtures" / "speech_commands_mini"
 CONFIG = frontend.FrontendConfig()
@@ -18,17 +19,6 @@ CONFIG = frontend.FrontendConfig()
 def spec_for(path, **kwargs):
     kwargs.setdefault("augment_variants", 1)
     return data.DataSpec(data_dir=str(path), **kwargs)
-
-
-def write_wav(path, samples, rate=16000):
-    samples = np.asarray(samples, np.int16)
-    if samples.ndim == 1:
-        samples = samples[:, None]
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(samples.shape[1])
-        f.setsampwidth(2)
-        f.setframerate(rate)
-        f.writeframes(samples.tobytes())
 
 
 @pytest.fixture
