@@ -141,9 +141,7 @@ def _check_clip(audio_int16: np.ndarray, config: FrontendConfig) -> np.ndarray:
 
 def compute_features(audio_int16: np.ndarray, config: FrontendConfig) -> np.ndarray:
     """int8 [num_frames, num_channels] features of one clip, as the device computes them."""
-    audio = _check_clip(audio_int16, config)
-    raw = _microfrontend(tf.constant(audio), config).numpy()
-    return frontend_output_to_int8(raw)
+    return compute_stream_features(_check_clip(audio_int16, config), config)
 
 
 def compute_stream_features(audio_int16: np.ndarray, config: FrontendConfig) -> np.ndarray:
