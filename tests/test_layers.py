@@ -13,7 +13,7 @@ def randomize_batch_norms(layer_or_model, rng):
     """Non-trivial BatchNorm statistics and affine parameters everywhere under `layer_or_model`."""
     for sub in layer_or_model._flatten_layers():
         if isinstance(sub, keras.layers.BatchNormalization):
-            n = sub.moving_mean.shape[0]
+            n = tuple(sub.moving_mean.shape)  # (C,), or broadcastable for a multi-axis norm
             sub.gamma.assign(rng.uniform(0.3, 2.0, n) * rng.choice([-1, 1], n))
             sub.beta.assign(rng.normal(0.0, 1.0, n))
             sub.moving_mean.assign(rng.normal(0.0, 1.0, n))
@@ -223,3 +223,55 @@ def test_unknown_input_length_fuses_exactly():
         x = rng.normal(size=(2, length, 1, 4)).astype(np.float32)
         multi = multi_branch(x).numpy()
         assert np.max(np.abs(deploy(x).numpy() - multi)) <= 1e-5 * np.max(np.abs(multi))
+
+
+def _ssn_reference(x, frequency_bins, sub_bands, norm):
+    """SubSpectralNorm in inference mode, written out: per (sub-band, channel) statistics."""
+    frames, flat = x.shape[1], x.shape[3]
+    channels = flat // frequency_bins
+    view = x.reshape(len(x), frames, sub_bands, frequency_bins // sub_bands, channels)
+    shape = (sub_bands, channels)
+    mean, var = (np.asarray(v).reshape(shape)[None, None, :, None, :]
+                 for v in (norm.moving_mean, norm.moving_variance))
+    gamma, beta = (np.asarray(v).reshape(shape)[None, None, :, None, :]
+                   for v in (norm.gamma, norm.beta))
+    out = (view - mean) / np.sqrt(var + norm.epsilon) * gamma + beta
+    return out.reshape(x.shape)
+
+
+@pytest.mark.parametrize("frequency_bins,sub_bands,channels", [(20, 5, 3), (10, 2, 4), (5, 5, 2),
+                                                               (8, 1, 3)])
+def test_sub_spectral_norm_fuses_into_a_1x1_depthwise_conv(frequency_bins, sub_bands, channels):
+    from tflm_kws import SubSpectralNorm
+    from tflm_kws.reparameterize import reparameterize
+    rng = np.random.default_rng(frequency_bins + sub_bands)
+    inputs = keras.Input((7, 1, frequency_bins * channels))
+    layer = SubSpectralNorm(frequency_bins, sub_bands, name="ssn")
+    model = keras.Model(inputs, layer(inputs))
+    randomize_batch_norms(model, rng)
+    assert tuple(layer.norm.gamma.shape) == (1, 1, sub_bands, 1, channels)
+    x = rng.normal(0.0, 1.0, (2, 7, 1, frequency_bins * channels)).astype(np.float32)
+    expected = _ssn_reference(x, frequency_bins, sub_bands, layer.norm)
+    np.testing.assert_allclose(model(x, training=False).numpy(), expected, rtol=1e-5, atol=1e-5)
+    fused = reparameterize(model)
+    deploy = fused.get_layer("ssn")
+    assert type(deploy) is keras.layers.DepthwiseConv2D and deploy.kernel_size == (1, 1)
+    np.testing.assert_allclose(fused(x).numpy(), expected, rtol=1e-5, atol=1e-5)
+    # The statistics really are per sub-band: in training mode every (band, channel) group of the
+    # batch comes out with mean beta, whatever the bands' own means.
+    shifted = x + np.repeat(np.arange(sub_bands), frequency_bins // sub_bands).repeat(
+        channels).astype(np.float32)
+    out = layer(shifted, training=True).numpy().reshape(
+        2, 7, sub_bands, frequency_bins // sub_bands, channels)
+    np.testing.assert_allclose(out.mean(axis=(0, 1, 3)),
+                               layer.norm.beta.numpy().reshape(sub_bands, channels), atol=1e-4)
+
+
+def test_sub_spectral_norm_rejects_bad_shapes():
+    from tflm_kws import SubSpectralNorm
+    with pytest.raises(ValueError, match="'bad': 10 frequency bins do not split into 3"):
+        SubSpectralNorm(10, 3, name="bad")
+    with pytest.raises(ValueError, match="not a multiple of frequency_bins=10"):
+        SubSpectralNorm(10, 5, name="bad")(keras.Input((7, 1, 25)))
+    with pytest.raises(ValueError, match="expects \\(batch, time, 1"):
+        SubSpectralNorm(10, 5, name="bad")(keras.Input((7, 10, 2)))

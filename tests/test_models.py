@@ -15,10 +15,11 @@ from test_layers import randomize_batch_norms
 
 DOCS = pathlib.Path(__file__).resolve().parents[1] / "docs" / "models.md"
 INPUT_SHAPE = (49, 40, 1)
-PLAIN_LAYERS = {"InputLayer", "Reshape", "Conv2D", "DepthwiseConv2D", "ReLU", "Dropout",
-                "AveragePooling2D", "Flatten", "Dense"}
+PLAIN_LAYERS = {"InputLayer", "Reshape", "Conv2D", "DepthwiseConv2D", "ReLU", "Activation",
+                "Dropout", "AveragePooling2D", "Flatten", "Dense", "Add", "ZeroPadding2D"}
 # Builtin ops the deploy graphs may use: all in TFLM's MicroMutableOpResolver.
-TFLM_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "RESHAPE", "AVERAGE_POOL_2D"}
+TFLM_OPS = {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "RESHAPE", "AVERAGE_POOL_2D",
+            "ADD", "PAD"}
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +104,8 @@ def test_docstrings_and_docs_show_the_computed_sizes(table):
 
 
 def test_build_rejects_unknown_names_and_hparams():
-    with pytest.raises(ValueError, match="unknown model 'resnet'.*cnn, ds_cnn, rep_inceptionnext, "
-                                         "repcnn, tiny_conv"):
+    with pytest.raises(ValueError, match="unknown model 'resnet'.*bc_resnet, cnn, ds_cnn, "
+                                         "rep_inceptionnext, repcnn, tiny_conv"):
         models.build("resnet")
     with pytest.raises(ValueError, match="'repcnn' has no hyper-parameter.*'width'"):
         models.build("repcnn", width=3)
@@ -135,3 +136,37 @@ def test_count_params_and_macs_needs_the_deploy_graph():
         count_params_and_macs(model)
     with pytest.raises(ValueError, match="BatchNormalization"):
         count_params_and_macs(models.build("ds_cnn", INPUT_SHAPE, 12))
+
+
+@pytest.mark.parametrize("hparams", [{"width": 3}, {"sub_bands": 1, "f1_activation": "swish"}])
+def test_bc_resnet_variants_fuse_exactly(hparams):
+    rng = np.random.default_rng(2)
+    model, fused = _fused("bc_resnet", rng, **hparams)
+    x = rng.normal(0.0, 0.5, size=(3,) + INPUT_SHAPE).astype(np.float32)
+    multi = model(x, training=False).numpy()
+    assert np.max(np.abs(fused(x).numpy() - multi)) <= 1e-5 * np.max(np.abs(multi))
+    assert {type(layer).__name__ for layer in fused.layers} <= PLAIN_LAYERS
+
+
+def test_bc_resnet_structure():
+    """The paper's network: stem + [2, 2, 4, 4] blocks, broadcast residual in every block, identity
+    residual in normal blocks only, one SubSpectralNorm per block, frequency 40 -> 20 -> 10 -> 5."""
+    from tflm_kws import SubSpectralNorm
+    model = models.build("bc_resnet", INPUT_SHAPE, 12)
+    names = [layer.name for layer in model.layers]
+    blocks = sorted({n.split("_")[0] + "_" + n.split("_")[1] for n in names
+                     if n.startswith("stage")})
+    assert [sum(b.startswith(f"stage{s}_") for b in blocks) for s in (1, 2, 3, 4)] == [2, 2, 4, 4]
+    ssn = [layer for layer in model.layers if isinstance(layer, SubSpectralNorm)]
+    assert len(ssn) == 12 and {layer.sub_bands for layer in ssn} == {5}
+    assert [layer.frequency_bins for layer in ssn] == [20, 20, 10, 10, 5, 5, 5, 5, 5, 5, 5, 5]
+    residuals = [n for n in names if n.endswith("_residual")]
+    assert len(residuals) == 12 - 4  # the first block of each stage changes the channel count
+    assert len([n for n in names if n.endswith("_broadcast")]) == 12
+    # Broadcast: f1 is (time, 1, C) and is added over every frequency bin.
+    add = model.get_layer("stage4_block4_broadcast")
+    assert [tuple(s) for s in add.input_shape] == [(None, 49, 5, 20), (None, 49, 1, 20)]
+    with pytest.raises(ValueError, match="do not split into sub_bands=3"):
+        models.build("bc_resnet", INPUT_SHAPE, 12, sub_bands=3)
+    with pytest.raises(ValueError, match="f1_activation"):
+        models.build("bc_resnet", INPUT_SHAPE, 12, f1_activation="gelu")

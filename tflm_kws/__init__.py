@@ -17,5 +17,5 @@ def _verbosity_requested(argv):
 # user set TF_CPP_MIN_LOG_LEVEL. Python-side logging is quietened by tflm_kws.cli.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if _verbosity_requested(sys.argv) else "3")
 
-from tflm_kws.layers import RepConv2D, RepDepthwiseConv2D  # noqa: E402
+from tflm_kws.layers import RepConv2D, RepDepthwiseConv2D, SubSpectralNorm  # noqa: E402
 from tflm_kws.reparameterize import RepFuseCallback, reparameterize  # noqa: E402

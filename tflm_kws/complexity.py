@@ -6,7 +6,8 @@ MACs per layer, from the layer's output shape (batch excluded):
   Dense            output elements * input features
   AveragePooling2D / MaxPooling2D   output elements * pool_h * pool_w (one accumulate per window tap)
   GlobalAveragePooling2D / GlobalMaxPooling2D   input elements
-Shape-only and element-wise layers (Reshape, Flatten, Dropout, ReLU, Activation, ...) count 0.
+Shape-only and element-wise layers (Reshape, Flatten, ZeroPadding2D, Dropout, ReLU, Activation,
+Add, ...) count 0.
 Any other layer with weights (a Rep layer, BatchNormalization) is an error: pass the deploy graph,
 `tflm_kws.reparameterize(model)`.
 """
@@ -14,7 +15,8 @@ import numpy as np
 import tf_keras as keras
 
 _NO_MACS = (keras.layers.InputLayer, keras.layers.Reshape, keras.layers.Flatten,
-            keras.layers.Dropout, keras.layers.ReLU, keras.layers.Activation, keras.layers.Softmax)
+            keras.layers.Dropout, keras.layers.ReLU, keras.layers.Activation, keras.layers.Softmax,
+            keras.layers.Add, keras.layers.ZeroPadding2D)
 
 
 def _elements(shape):

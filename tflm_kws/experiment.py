@@ -182,14 +182,19 @@ class Experiment:
         return "float" if self.qat_epochs is None else f"qat{int(self.qat_epochs)}"
 
     def recipe_hash(self):
-        """Hash of the recipe with the model's *effective* hyper-parameters (its builder's defaults
-        filled in), so that a changed model default never reuses runs made under the old one."""
+        """Hash of the recipe as training will run it: the run identity of
+        `training.config_from_options` (the model's effective hyper-parameters and every training
+        option, defaults filled in) less the seed, so that a changed default (of a model or of a
+        model's recipe) never reuses runs made under the old one."""
         from tflm_kws import training  # pylint: disable=import-outside-toplevel
+        options = dict(self.train_flags, model=self.model, model_params=self.hparams,
+                       epochs=self.epochs, data_dir=self.data_dir)
         try:
-            hparams = training.model_hparams(self.model, self.hparams)
-        except (KeyError, training.UserInputError):
-            hparams = self.hparams  # not a valid model / hparams: training will say so by name
-        text = json.dumps(dict(self.recipe(), hparams=hparams), sort_keys=True)
+            identity = dict(training.config_from_options("unused", **options).identity())
+            identity.pop("seed")
+        except (TypeError, ValueError):
+            identity = self.recipe()  # invalid options: training will say so by name
+        text = json.dumps(identity, sort_keys=True, default=str)
         return hashlib.sha1(text.encode()).hexdigest()[:10]
 
     def run_dir(self, work_dir):

@@ -126,3 +126,28 @@ def sum_branches(size, kernels_and_biases):
     if total_kernel is None:
         raise ValueError("no branches to sum")
     return total_kernel.astype(np.float32), total_bias.astype(np.float32)
+
+
+def sub_band_affine(scale, shift, frequency_bins):
+    """SubSpectralNorm's inference form as a 1x1 depthwise conv over the (frequency x channel)
+    axis: (kernel (1, 1, F*C, 1), bias (F*C,)), float32.
+
+    `scale`, `shift`: (sub_bands, channels), from `bn_scale_shift` of the per-(sub-band, channel)
+    statistics. Sub-band s covers the F/sub_bands adjacent frequency bins from s*F/sub_bands on,
+    and flattened channel f*C + c is frequency bin f, channel c (row-major (F, C)). A conv's
+    weights are the same at every frequency, so a per-sub-band scale cannot fold into the conv
+    before it; it stays one cheap per-position affine.
+    """
+    scale = np.asarray(scale, np.float64)
+    shift = np.asarray(shift, np.float64)
+    sub_bands, channels = scale.shape
+    if shift.shape != scale.shape:
+        raise ValueError(f"scale {scale.shape} and shift {shift.shape} differ in shape")
+    if frequency_bins % sub_bands:
+        raise ValueError(f"{frequency_bins} frequency bins do not split into {sub_bands} "
+                         f"equal sub-bands")
+    per_band = frequency_bins // sub_bands
+    scale = np.repeat(scale, per_band, axis=0).reshape(-1)
+    shift = np.repeat(shift, per_band, axis=0).reshape(-1)
+    return (scale.reshape(1, 1, frequency_bins * channels, 1).astype(np.float32),
+            shift.astype(np.float32))

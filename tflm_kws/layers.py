@@ -363,3 +363,76 @@ class RepDepthwiseConv2D(_RepConvBase):
         config = super().get_config()
         config["depth_multiplier"] = self.depth_multiplier
         return config
+
+
+@keras.saving.register_keras_serializable(package="tflm_kws")
+class SubSpectralNorm(keras.layers.Layer):
+    """SubSpectralNorm (Chang et al. 2021, used by BC-ResNet): BatchNorm whose statistics and
+    affine parameters are per (frequency sub-band, channel) instead of per channel.
+
+    Works on the flattened view (batch, time, 1, F * C) of a (time, F, C) feature map (flattened
+    channel f*C + c), because its deploy form is then one builtin layer: a 1x1 `DepthwiseConv2D`
+    with bias over F*C channels (`deploy_layer`, weights from `fused_kernel_and_bias`, math in
+    `tflm_kws.fusion.sub_band_affine`). The model reshapes (time, F, C) -> (time, 1, F*C) before
+    and back after. Sub-band s is the F/sub_bands adjacent bins from s*F/sub_bands.
+    """
+
+    def __init__(self, frequency_bins, sub_bands=5, momentum=0.99, epsilon=1e-3, **kwargs):
+        super().__init__(**kwargs)
+        if not _is_int(frequency_bins, 1) or not _is_int(sub_bands, 1):
+            raise ValueError(f"layer '{self.name}': frequency_bins and sub_bands must be ints "
+                             f">= 1, got {frequency_bins!r}, {sub_bands!r}")
+        if frequency_bins % sub_bands:
+            raise ValueError(f"layer '{self.name}': {frequency_bins} frequency bins do not split "
+                             f"into {sub_bands} equal sub-bands")
+        self.frequency_bins = int(frequency_bins)
+        self.sub_bands = int(sub_bands)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        # Axes of the (batch, time, sub_bands, bins per band, channels) view: one statistic per
+        # (sub-band, channel), pooled over batch, time and the bins of the band.
+        self.norm = keras.layers.BatchNormalization(axis=[2, 4], momentum=momentum,
+                                                    epsilon=epsilon, name="norm")
+
+    def build(self, input_shape):
+        if len(input_shape) != 4 or input_shape[2] != 1 or input_shape[-1] is None:
+            raise ValueError(f"layer '{self.name}': expects (batch, time, 1, frequency_bins * "
+                             f"channels), got {tuple(input_shape)}")
+        if input_shape[-1] % self.frequency_bins:
+            raise ValueError(f"layer '{self.name}': {input_shape[-1]} flattened channels are not "
+                             f"a multiple of frequency_bins={self.frequency_bins}")
+        self.channels = int(input_shape[-1]) // self.frequency_bins
+        self.norm.build((None, None, self.sub_bands, self.frequency_bins // self.sub_bands,
+                         self.channels))
+        super().build(input_shape)
+
+    def call(self, inputs, training=None):
+        shape = tf.shape(inputs)
+        x = tf.reshape(inputs, [shape[0], shape[1], self.sub_bands,
+                                self.frequency_bins // self.sub_bands, self.channels])
+        return tf.reshape(self.norm(x, training=training), shape)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def fused_kernel_and_bias(self):
+        """(depthwise kernel (1, 1, F*C, 1), bias (F*C,)) of the deploy layer, float32."""
+        if not self.built:
+            raise ValueError(f"layer '{self.name}' is not built yet; call it on an input first")
+        norm = self.norm
+        scale, shift = fusion.bn_scale_shift(norm.gamma.numpy(), norm.beta.numpy(),
+                                             norm.moving_mean.numpy(),
+                                             norm.moving_variance.numpy(), norm.epsilon)
+        # Keras keeps multi-axis BatchNorm parameters broadcastable ((1, 1, S, 1, C)): to (S, C).
+        shape = (self.sub_bands, self.channels)
+        return fusion.sub_band_affine(scale.reshape(shape), shift.reshape(shape),
+                                      self.frequency_bins)
+
+    def deploy_layer(self):
+        return keras.layers.DepthwiseConv2D((1, 1), use_bias=True, name=self.name)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"frequency_bins": self.frequency_bins, "sub_bands": self.sub_bands,
+                       "momentum": self.momentum, "epsilon": self.epsilon})
+        return config

@@ -2,7 +2,8 @@
 
 `reparameterize(model)` rewrites the model's config and rebuilds it with weights:
   - every `RepConv2D` / `RepDepthwiseConv2D` becomes its plain `Conv2D` / `DepthwiseConv2D` with
-    bias (and the same activation), same name;
+    bias (and the same activation), same name; every `SubSpectralNorm` its 1x1 `DepthwiseConv2D`
+    (a per-(frequency, channel) affine);
   - a conv (plain, or a Rep layer with no activation) whose output goes only into a
     BatchNormalization over its channels is merged with it (BN folded into kernel and bias; the BN
     disappears and whatever consumed it consumes the conv);
@@ -15,7 +16,7 @@ import tf_keras as keras
 
 from tflm_kws import fusion
 from tflm_kws.io_utils import atomic_save_keras
-from tflm_kws.layers import RepConv2D, RepDepthwiseConv2D
+from tflm_kws.layers import RepConv2D, RepDepthwiseConv2D, SubSpectralNorm
 
 _CONV_CLASSES = ("Conv2D", "DepthwiseConv2D")
 
@@ -40,7 +41,7 @@ def _is_channel_batch_norm(entry):
 
 def _plain_entry(layer, entry):
     """(entry, weights) of the builtin-only replacement of `layer` (its serialized `entry`)."""
-    if isinstance(layer, (RepConv2D, RepDepthwiseConv2D)):
+    if isinstance(layer, (RepConv2D, RepDepthwiseConv2D, SubSpectralNorm)):
         new = dict(keras.layers.serialize(layer.deploy_layer()))
         weights = list(layer.fused_kernel_and_bias())
     elif isinstance(layer, keras.Model):

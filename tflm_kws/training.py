@@ -73,6 +73,7 @@ class TrainConfig:
     warmup_fraction: float = 0.05
     weight_decay: float = 1e-2
     mixup_alpha: float = 0.0
+    label_smoothing: float = 0.0
     seed: int = 0
     resume: bool = True
     fuse_every: int = 0
@@ -88,6 +89,7 @@ class TrainConfig:
                   ("weight_decay", self.weight_decay >= 0, ">= 0"),
                   ("mixup_alpha", math.isfinite(self.mixup_alpha) and self.mixup_alpha >= 0,
                    "a number >= 0 (0: no mixup)"),
+                  ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
                   ("fuse_every", self.fuse_every >= 0, ">= 0"))
         for name, ok, want in checks:
             if not ok:
@@ -105,6 +107,8 @@ class TrainConfig:
         if self.mixup_alpha:
             # Only when on: runs recorded before mixup existed stay resumable.
             identity["mixup_alpha"] = self.mixup_alpha
+        if self.label_smoothing:
+            identity["label_smoothing"] = self.label_smoothing
         return checkpointing.canonical(identity)
 
 
@@ -132,7 +136,7 @@ def model_hparams(name, overrides):
 OPTION_NAMES = ("output_dir", "data_dir", "wanted_words", "wake_word", "data_params",
                 "frontend_params", "model", "model_params", "data_seed", "epochs", "batch_size",
                 "learning_rate", "lr_schedule", "warmup_fraction", "weight_decay", "mixup_alpha",
-                "seed", "resume", "fuse_every", "cache_dir", "verbose")
+                "label_smoothing", "seed", "resume", "fuse_every", "cache_dir", "verbose")
 
 
 def config_from_options(output_dir, *, data_dir=None, wanted_words=None, wake_word=None,
@@ -142,7 +146,8 @@ def config_from_options(output_dir, *, data_dir=None, wanted_words=None, wake_wo
     *_params are dicts); UserInputError names the option that is wrong.
 
     training_options: the other TrainConfig fields (epochs, batch_size, learning_rate, lr_schedule,
-    warmup_fraction, weight_decay, mixup_alpha, seed, resume, fuse_every, cache_dir, verbose).
+    warmup_fraction, weight_decay, mixup_alpha, label_smoothing, seed, resume, fuse_every,
+    cache_dir, verbose).
     """
     settable = {f.name for f in dataclasses.fields(TrainConfig)} - {
         "output_dir", "model", "model_params", "data_spec", "frontend_config"}
@@ -263,12 +268,23 @@ def _steps_per_epoch(dataset, num_examples, batch_size):
 
 
 @keras.saving.register_keras_serializable(package="tflm_kws")
-def hard_or_soft_cross_entropy(y_true, y_pred):
+class SoftCrossEntropy(keras.losses.Loss):
     """Cross-entropy from logits against integer labels (validation) or soft labels [B, classes]
-    (mixup's training batches): one loss for both, as Keras compiles one for fit and validation."""
-    if _soft(y_true, y_pred):
-        return keras.losses.categorical_crossentropy(y_true, y_pred, from_logits=True)
-    return keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+    (mixup's training batches), with optional label smoothing: one loss for both, as Keras
+    compiles one for fit and validation."""
+
+    def __init__(self, label_smoothing=0.0, name="soft_cross_entropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        if not _soft(y_true, y_pred):
+            y_true = tf.one_hot(tf.cast(tf.reshape(y_true, [-1]), tf.int32), tf.shape(y_pred)[-1])
+        return keras.losses.categorical_crossentropy(y_true, y_pred, from_logits=True,
+                                                     label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return dict(super().get_config(), label_smoothing=self.label_smoothing)
 
 
 @keras.saving.register_keras_serializable(package="tflm_kws")
@@ -286,10 +302,10 @@ def _soft(y_true, y_pred):
 
 
 def loss_and_metrics(config):
-    """The compiled loss and metrics: Keras' sparse ones, or with mixup ones that take soft labels
-    too (the logs keep the names loss / accuracy either way)."""
-    if config.mixup_alpha > 0:
-        return hard_or_soft_cross_entropy, [
+    """The compiled loss and metrics: Keras' sparse ones, or with mixup / label smoothing ones that
+    take soft labels too (the logs keep the names loss / accuracy either way)."""
+    if config.mixup_alpha > 0 or config.label_smoothing > 0:
+        return SoftCrossEntropy(config.label_smoothing), [
             keras.metrics.MeanMetricWrapper(hard_label_accuracy, name="accuracy")]
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"]
 
@@ -453,6 +469,7 @@ def _finalize(config, data, labels, num_examples, state, steps_per_epoch, traine
                      "lr_schedule": config.lr_schedule,
                      "warmup_fraction": config.warmup_fraction,
                      "weight_decay": config.weight_decay, "mixup_alpha": config.mixup_alpha,
+                     "label_smoothing": config.label_smoothing,
                      "optimizer": "AdamW",
                      "seed": config.seed},
         "history": history,

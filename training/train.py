@@ -64,6 +64,9 @@ def define_flags(flag_values=FLAGS):
          "example is mixed with another of its batch, features and one-hot labels, with a weight "
          "~ Beta(alpha, alpha) drawn per example; the loss is then cross-entropy on the soft "
          "labels. 0: off. The paper uses 0.1-0.4.", flag_values=fv)
+    real("label_smoothing", TrainConfig.label_smoothing, "Label smoothing of the training loss "
+         "(Szegedy et al. 2016): the target puts this mass evenly on all classes. 0: off.",
+         lower_bound=0.0, upper_bound=0.99, flag_values=fv)
     integer("seed", TrainConfig.seed,
             "Seed of weight initialisation, shuffling and on-the-fly augmentation.",
             flag_values=fv)

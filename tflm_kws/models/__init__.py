@@ -3,13 +3,14 @@
 `build(name, input_shape, num_classes, **hparams)` builds one by name. Every model takes features
 of shape (frames, channels, 1) (micro_speech: (49, 40, 1)), returns logits from a final
 `Dense(num_classes)` with no activation, and uses only layers whose deploy form TFLM runs
-(Conv2D, DepthwiseConv2D, Dense, Reshape/Flatten, AveragePooling2D, ReLU, Dropout; Rep layers and
-BatchNormalization disappear in `tflm_kws.reparameterize`). Deploy sizes: `describe()` and
-docs/models.md.
+(Conv2D, DepthwiseConv2D, Dense, Reshape/Flatten, AveragePooling2D, ReLU, Add, ZeroPadding2D,
+Dropout; Rep layers, SubSpectralNorm and BatchNormalization disappear in
+`tflm_kws.reparameterize`). Deploy sizes: `describe()` and docs/models.md.
 """
 import inspect
 
 from tflm_kws.models.anchors import ds_cnn, tiny_conv
+from tflm_kws.models.bc_resnet import bc_resnet
 from tflm_kws.models.rep_inceptionnext import rep_inceptionnext
 from tflm_kws.models.repcnn import cnn, repcnn
 
@@ -17,6 +18,7 @@ MODELS = {
     "repcnn": repcnn,
     "cnn": cnn,
     "rep_inceptionnext": rep_inceptionnext,
+    "bc_resnet": bc_resnet,
     "ds_cnn": ds_cnn,
     "tiny_conv": tiny_conv,
 }

@@ -1,0 +1,213 @@
+r"""The training-recipe search: which recipe trains each zoo model best, judged on validation only.
+
+  python -m tflm_kws.recipe_search                               # every candidate, 1 seed
+  python -m tflm_kws.recipe_search --candidates=repcnn_e120,cnn_e120 --seeds=2
+  python -m tflm_kws.recipe_search --quick --output_dir=/tmp/search_quick   # smoke run (minutes)
+
+Each candidate is a complete recipe (epochs and every training flag spelled out over BASE_RECIPE,
+the defaults the project had before this search), so what a candidate means never changes when the
+defaults change. Every candidate is trained on the training split and measured on the
+**validation split only** (float accuracy of the fused deploy graph: fusion is exact, and the
+benchmark shows what int8 costs); the report never shows test figures, so nothing here can be tuned
+on the test split. The per-model defaults in `tflm_kws.recipes` are chosen from this report, and
+`bench/recipe_search.md` is the evidence for them. Runs live in --work_dir (the benchmark's), so the
+benchmark reuses a search run whose recipe it trains, and a killed search continues.
+"""
+import dataclasses
+import json
+import os
+import time
+
+import tflm_kws  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
+from absl import app, flags
+
+from tflm_kws import cli, experiment, io_utils, markdown
+
+# The recipe every model trained with before this search (training's old single default).
+BASE_RECIPE = {"epochs": 30, "batch_size": 100, "learning_rate": 0.003, "lr_schedule": "cosine",
+               "warmup_fraction": 0.05, "weight_decay": 0.01, "mixup_alpha": 0.0,
+               "label_smoothing": 0.0,
+               "data_params": {"augment_variants": 4, "time_shift_ms": 100.0,
+                               "background_frequency": 0.8, "snr_db_min": 0.0,
+                               "snr_db_max": 20.0, "time_masks": 2, "time_mask_max_frames": 5,
+                               "freq_masks": 2, "freq_mask_max_channels": 4}}
+QUICK_CANDIDATES = ("repcnn_base", "cnn_base")
+QUICK_EPOCHS = 1
+QUICK_CLIPS_PER_SPLIT = (6, 2, 2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Candidate:
+    """One recipe for one model: BASE_RECIPE updated with `changes` ("data_params" merges)."""
+    name: str
+    model: str
+    description: str
+    changes: dict = dataclasses.field(default_factory=dict)
+    hparams: dict = dataclasses.field(default_factory=dict)
+
+    def recipe(self):
+        return experiment.merge_train_flags(BASE_RECIPE, self.changes)
+
+
+_LIGHT_SPEC = {"time_mask_max_frames": 3, "freq_mask_max_channels": 2, "time_masks": 1,
+               "freq_masks": 1}
+_MILD_NOISE = {"background_frequency": 0.5, "snr_db_min": 5.0}
+
+
+def _ladder(model, prefix=None):
+    """The levers tried for one model, one at a time over a longer schedule, then combined."""
+    p = prefix or model
+    e80 = {"epochs": 80}
+    return [
+        Candidate(f"{p}_base", model, "the old default recipe (30 epochs)"),
+        Candidate(f"{p}_e80", model, "80 epochs", e80),
+        Candidate(f"{p}_e80_spec_light", model, "80 epochs, SpecAugment 1 x 3 frames, 1 x 2 "
+                  "channels (was 2 x 5, 2 x 4)", dict(e80, data_params=_LIGHT_SPEC)),
+        Candidate(f"{p}_e80_noise_mild", model, "80 epochs, background noise on 50 % of clips at "
+                  "5-20 dB (was 80 % at 0-20 dB)", dict(e80, data_params=_MILD_NOISE)),
+        Candidate(f"{p}_e80_lr01", model, "80 epochs, peak learning rate 0.01 (was 0.003)",
+                  dict(e80, learning_rate=0.01)),
+        Candidate(f"{p}_e80_bs50", model, "80 epochs, batch 50 (twice the steps)",
+                  dict(e80, batch_size=50)),
+        Candidate(f"{p}_e80_wd0", model, "80 epochs, no weight decay", dict(e80, weight_decay=0.0)),
+        Candidate(f"{p}_e80_ls01", model, "80 epochs, label smoothing 0.1",
+                  dict(e80, label_smoothing=0.1)),
+        Candidate(f"{p}_e160", model, "160 epochs", {"epochs": 160}),
+    ]
+
+
+CANDIDATES = _ladder("repcnn") + _ladder("cnn")
+
+FLAGS = flags.FLAGS
+
+
+def define_flags():
+    """Registers the command-line flags (__main__ calls it: importing defines none)."""
+    flags.DEFINE_list("candidates", None, "Candidates to run (names from CANDIDATES); default: "
+                      f"all (with --quick: {', '.join(QUICK_CANDIDATES)}).")
+    flags.DEFINE_integer("seeds", 1, "Seeds (0..N-1) per candidate.", lower_bound=1)
+    experiment.define_run_flags("recipe_search.md and recipe_search.json")
+    flags.DEFINE_bool("quick", False, "Smoke run: 1 epoch, a few clips per word; writes to "
+                      "--output_dir/--work_dir when given, else to a new temp directory (never "
+                      "bench/).")
+
+
+def run_candidate(candidate, seeds, data_dir, work_dir, cache_dir, epochs=None, extra_flags=None):
+    """Trains a candidate on every seed (float, no conversion); returns its report entry."""
+    recipe = experiment.merge_train_flags(candidate.recipe(), extra_flags or {})
+    recipe_epochs = int(epochs or recipe.pop("epochs"))
+    recipe.pop("epochs", None)
+    entry = {"name": candidate.name, "model": candidate.model,
+             "description": candidate.description, "hparams": candidate.hparams,
+             "changes": candidate.changes, "epochs": recipe_epochs, "train_flags": recipe,
+             "seeds": list(seeds)}
+    rows = []
+    for seed in seeds:
+        exp = experiment.Experiment(model=candidate.model, hparams=candidate.hparams, seed=seed,
+                                    epochs=recipe_epochs, data_dir=data_dir, train_flags=recipe,
+                                    qat_epochs=None)
+        print(f"[recipe_search] {candidate.name}: seed {seed}", flush=True)
+        try:
+            rows.append(experiment.run(exp, work_dir, cache_dir))
+        except RuntimeError as e:
+            entry.update(status="failed", error=str(e))
+            return entry
+    entry.update(status="done",
+                 val_accuracy=experiment.summarize([r["fused_val_accuracy"] for r in rows]),
+                 train_seconds=experiment.summarize([r["train_seconds"] for r in rows]),
+                 params=rows[0]["params"], macs=rows[0]["macs"],
+                 runs=[r["run_dir"] for r in rows])
+    return entry
+
+
+def best_per_model(entries):
+    """model -> name of its candidate with the highest mean validation accuracy."""
+    best = {}
+    for e in entries:
+        if e["status"] != "done":
+            continue
+        current = best.get(e["model"])
+        if current is None or e["val_accuracy"]["mean"] > current["val_accuracy"]["mean"]:
+            best[e["model"]] = e
+    return {model: e["name"] for model, e in best.items()}
+
+
+def search_markdown(report):
+    lines = markdown.header(
+        "Training-recipe search (validation split only)", report["command"], report["machine"],
+        f"`{report['data_dir']}`; seeds {report['seeds']}", report["wall_seconds"],
+        details=[f"Base recipe: `{json.dumps(BASE_RECIPE, sort_keys=True)}`"],
+        wall_note=" (runs reused from an earlier invocation are not counted)")
+    lines += ["Float accuracy of the fused deploy graph on the **validation** split, % (mean ± "
+              "sample std over seeds when more than one). The test split is not reported here: "
+              "the defaults in `tflm_kws/recipes.py` are chosen from this table, and the "
+              "benchmark reads the test split once, with them. Train s: wall time of one "
+              "training run on this machine.", "",
+              "| candidate | model | what changes | epochs | val % | train s |",
+              "|---|---|---|---:|---:|---:|"]
+    best = set(best_per_model(report["candidates"]).values())
+    for e in report["candidates"]:
+        if e["status"] != "done":
+            lines.append(f"| {e['name']} | {e['model']} | {e['description']} | {e['epochs']} | "
+                         f"{e['status']}: {e.get('error', '')[:80]} | |")
+            continue
+        v, t = e["val_accuracy"], e["train_seconds"]
+        spread = f" ± {100 * v['std']:.2f}" if v["n"] > 1 else ""
+        name = f"**{e['name']}**" if e["name"] in best else e["name"]
+        lines.append(f"| {name} | {e['model']} | {e['description']} | {e['epochs']} | "
+                     f"{100 * v['mean']:.2f}{spread} | {t['mean']:.0f} |")
+    lines += ["", "Bold: the best candidate of its model on validation."]
+    return "\n".join(lines) + "\n"
+
+
+def _write_report(report, output_dir):
+    os.makedirs(output_dir, exist_ok=True)
+    io_utils.atomic_write_json(os.path.join(output_dir, "recipe_search.json"), report)
+    with io_utils.atomic_write(os.path.join(output_dir, "recipe_search.md"), "w") as f:
+        f.write(search_markdown(report))
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    cli.quiet_unless_verbose(FLAGS)
+    by_name = {c.name: c for c in CANDIDATES}
+    names = FLAGS.candidates or (list(QUICK_CANDIDATES) if FLAGS.quick
+                                 else [c.name for c in CANDIDATES])
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise app.UsageError(f"--candidates: unknown {unknown}; valid: {', '.join(by_name)}")
+    if cli.json_object(FLAGS.train_flags, "train_flags"):
+        raise app.UsageError("--train_flags: a candidate is a whole recipe; add a Candidate to "
+                             "CANDIDATES instead")
+    data_dir = os.path.abspath(FLAGS.data_dir)
+    if not os.path.isdir(data_dir):
+        raise app.UsageError(f"--data_dir {data_dir} is not a directory")
+    output_dir, work_dir, epochs, extra = FLAGS.output_dir, FLAGS.work_dir, None, None
+    if FLAGS.quick:
+        output_dir, work_dir = experiment.quick_dirs(FLAGS, "tflm_kws_recipe_search_quick_")
+        epochs, extra = QUICK_EPOCHS, {"data_params": {"augment_variants": 1}}
+        data_dir = experiment.make_data_subset(data_dir, os.path.join(work_dir, "data_subset"),
+                                               QUICK_CLIPS_PER_SPLIT)
+    cache_dir = FLAGS.cache_dir or os.path.join(work_dir, "cache")
+    seeds = list(range(FLAGS.seeds))
+    start = time.time()
+    report = {"command": experiment.entry_point_command("tflm_kws.recipe_search"),
+              "machine": experiment.machine_description(), "data_dir": data_dir,
+              "work_dir": os.path.abspath(work_dir), "seeds": seeds,
+              "selection": "validation split", "quick": bool(FLAGS.quick), "candidates": []}
+    for name in names:
+        report["candidates"].append(run_candidate(by_name[name], seeds, data_dir, work_dir,
+                                                  cache_dir, epochs, extra))
+        # Written after every candidate, so an interrupted search still reports what it has.
+        report["wall_seconds"] = time.time() - start
+        report["best"] = best_per_model(report["candidates"])
+        _write_report(report, output_dir)
+    print(search_markdown(report))
+    print(f"[recipe_search] wrote {output_dir}/recipe_search.md and recipe_search.json")
+    return 1 if any(e["status"] == "failed" for e in report["candidates"]) else 0
+
+
+if __name__ == "__main__":
+    define_flags()
+    app.run(main)
