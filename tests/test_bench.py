@@ -15,7 +15,8 @@ _ROW_KEYS = {"model", "seeds", "params", "macs", "flatbuffer_bytes", "arena_byte
 
 
 def _fake_result(tmp_path, model, seed, labels, float_correct, tflm_correct, macs=1000,
-                 float_accuracy=None, int8_accuracy=None, identical=None):
+                 float_accuracy=None, int8_accuracy=None, identical=None, arena=7000,
+                 latency=None):
     run_dir = tmp_path / f"{model}-{seed}"
     run_dir.mkdir()
     wrong = (labels + 1) % 12
@@ -28,10 +29,11 @@ def _fake_result(tmp_path, model, seed, labels, float_correct, tflm_correct, mac
     int8_accuracy = tflm_accuracy if int8_accuracy is None else int8_accuracy
     return {"model": model, "seed": seed, "run_dir": str(run_dir),
             "predictions": str(run_dir / "predictions.npz"), "params": 100, "macs": macs,
-            "flatbuffer_bytes": 5000, "arena_bytes": 7000, "float_accuracy": float_accuracy,
+            "flatbuffer_bytes": 5000, "arena_bytes": arena, "float_accuracy": float_accuracy,
             "int8_accuracy": int8_accuracy, "tflm_accuracy": tflm_accuracy,
             "int8_drop": float_accuracy - int8_accuracy, "fused_val_accuracy": float_accuracy,
-            "tflm_latency_ms": 1.0 + seed, "train_seconds": 10.0 * (seed + 1),
+            "tflm_latency_ms": 1.0 + seed if latency is None else latency,
+            "train_seconds": 10.0 * (seed + 1),
             "tflm_identical": len(labels) if identical is None else identical,
             "test_clips": len(labels), "ops": ["CONV_2D"], "quantization": "qat"}
 
@@ -78,12 +80,36 @@ def test_targets_met_and_not_met(tmp_path):
     }
     rows = [bench.aggregate(m, r) for m, r in results.items()]
     targets = bench.evaluate_targets(rows, results)
-    assert [t["met"] for t in targets] == [True, False, False]
-    assert targets[0]["float"]["relative_error_reduction"] == pytest.approx(6 / 11)
-    assert targets[0]["float"]["mcnemar"]["a_only"] == 6 + 6 + 6
-    assert "MAC ratio 0.300" in targets[1]["detail"]  # cheap enough, but less accurate
-    assert "tiny_conv drop up to 2.00 points" in targets[2]["detail"]
-    assert "99 of 100" in targets[2]["detail"]
+    # twin (p = 2 / 2**18), repcnn >= 0.87, BC-ResNets absent, ds_cnn, int8 drop.
+    assert [t["met"] for t in targets] == [True, True, None, None, False, False]
+    assert targets[0]["tflm"]["relative_error_reduction"] == pytest.approx(6 / 11)
+    assert targets[0]["tflm"]["mcnemar"]["a_only"] == 6 + 6 + 6
+    assert "(>= 30%: True" in targets[0]["detail"]
+    assert "MAC ratio 0.300" in targets[4]["detail"]  # cheap enough, but less accurate
+    assert "tiny_conv drop up to 2.00 points" in targets[5]["detail"]
+    assert "99 of 100" in targets[5]["detail"]
+
+
+@pytest.mark.parametrize("bc_correct,arena,latency,met", [
+    ((95, 94, 96), 14000, 10.0, True),    # as accurate, 2x the arena, 10x the latency
+    ((99, 99, 99), 14000, 10.0, False),   # significantly more accurate (12 vs 0 clips)
+    ((95, 94, 96), 13000, 10.0, False),   # arena ratio 1.86
+    ((95, 94, 96), 14000, 9.0, False),    # runtime ratio 9
+])
+def test_bc_resnet_claim(tmp_path, bc_correct, arena, latency, met):
+    labels = np.arange(100) % 12
+    results = {
+        "repcnn": [_fake_result(tmp_path, "repcnn", s, labels, _mask(c), _mask(c), latency=1.0)
+                   for s, c in enumerate((96, 95, 94))],
+        "bc_resnet-1": [_fake_result(tmp_path, "bc_resnet-1", s, labels, _mask(c), _mask(c),
+                                     arena=arena, latency=latency)
+                        for s, c in enumerate(bc_correct)],
+    }
+    rows = [bench.aggregate(m, r) for m, r in results.items()]
+    claim = bench.evaluate_targets(rows, results)[2]
+    assert claim["name"].startswith("repcnn vs bc_resnet-1") and claim["met"] is met
+    assert claim["arena_ratio"] == pytest.approx(arena / 7000)
+    assert claim["cost_ratio"] == pytest.approx(latency)
 
 
 def test_targets_not_evaluated_without_the_models(tmp_path):
@@ -91,7 +117,7 @@ def test_targets_not_evaluated_without_the_models(tmp_path):
     results = {"tiny_conv": [_fake_result(tmp_path, "tiny_conv", 0, labels, _mask(9, 10),
                                           _mask(9, 10))]}
     targets = bench.evaluate_targets([bench.aggregate("tiny_conv", results["tiny_conv"])], results)
-    assert [t["met"] for t in targets] == [None, None, True]
+    assert [t["met"] for t in targets] == [None, None, None, None, None, True]
 
 
 def _bench(*args, timeout=600):
@@ -112,7 +138,7 @@ def test_bad_flags_are_named(tmp_path):
 def test_quick_run_writes_results_and_resumes(tmp_path):
     data_dir = require(SPEECH_COMMANDS)
     out, work = tmp_path / "out", tmp_path / "work"
-    args = ("--quick", "--models=repcnn,cnn,ds_cnn", f"--data_dir={data_dir}",
+    args = ("--quick", "--models=repcnn,cnn,ds_cnn,bc_resnet-1", f"--data_dir={data_dir}",
             f"--output_dir={out}", f"--work_dir={work}")
     first = _bench(*args)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
@@ -120,7 +146,7 @@ def test_quick_run_writes_results_and_resumes(tmp_path):
     assert summary["command"].startswith("python -m tflm_kws.bench --quick")
     assert summary["machine"]["cpu_cores"] >= 1 and summary["machine"]["cpu_model"]
     assert summary["epochs"] == 1 and summary["quick"] is True
-    assert [row["model"] for row in summary["rows"]] == ["repcnn", "cnn", "ds_cnn"]
+    assert [row["model"] for row in summary["rows"]] == ["repcnn", "cnn", "ds_cnn", "bc_resnet-1"]
     for row in summary["rows"]:
         assert _ROW_KEYS <= set(row), row
         assert row["seeds"] == [0]
@@ -132,19 +158,24 @@ def test_quick_run_writes_results_and_resumes(tmp_path):
     # Each verdict follows from the rows it judges.
     by_model = {row["model"]: row for row in summary["rows"]}
     rep, ds = by_model["repcnn"], by_model["ds_cnn"]
-    assert summary["targets"][1]["met"] == (rep["int8_accuracy"] >= ds["int8_accuracy"]
+    assert summary["targets"][4]["met"] == (rep["int8_accuracy"] >= ds["int8_accuracy"]
                                             and rep["macs"] <= ds["macs"] / 3)
-    assert summary["targets"][2]["met"] == all(
+    assert summary["targets"][5]["met"] == all(
         row["int8_drop_max"] <= 0.005 and row["tflm_identical"] == row["test_clips"]
         for row in summary["rows"])
     assert summary["targets"][0]["met"] in (True, False)  # judged on the pooled per-clip test
+    bc = by_model["bc_resnet-1"]
+    assert summary["targets"][2]["arena_ratio"] == pytest.approx(
+        bc["arena_bytes"] / rep["arena_bytes"])
+    assert summary["targets"][3]["met"] is None  # bc_resnet-3 not run
+    assert {"ADD", "PAD"} <= set(bc["ops"])
     markdown = (out / "results.md").read_text()
     assert "| repcnn | 1 |" in markdown and "## Targets" in markdown
     assert_is_plot(out / "accuracy_vs_macs.png")
 
     # A second invocation reuses every finished run instead of training again.
     finished = {p: p.stat().st_mtime_ns for p in work.rglob("result_qat1.json")}
-    assert len(finished) == 3
+    assert len(finished) == 4
     second = _bench(*args)
     assert second.returncode == 0, second.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in work.rglob("result_qat1.json")} == finished

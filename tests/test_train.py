@@ -167,24 +167,38 @@ def test_mixup_trains_on_soft_labels_and_reports_hard_label_accuracy(tmp_path, c
         training.train(dataclasses.replace(config, mixup_alpha=0.4, verbose=0))
 
 
-def test_mixup_loss_and_accuracy_take_hard_and_soft_labels():
+def test_soft_loss_takes_hard_and_soft_labels_and_smooths():
     logits = tf.constant([[2.0, 0.0, -1.0], [0.0, 3.0, 0.0]])
     hard = tf.constant([[0], [2]])
     soft = tf.constant([[0.7, 0.3, 0.0], [0.0, 0.4, 0.6]])
+    loss = training.SoftCrossEntropy()
     np.testing.assert_allclose(
-        training.hard_or_soft_cross_entropy(hard, logits),
-        keras.losses.sparse_categorical_crossentropy(hard, logits, from_logits=True), rtol=1e-6)
+        loss(hard, logits),
+        np.mean(keras.losses.sparse_categorical_crossentropy(hard, logits, from_logits=True)),
+        rtol=1e-6)
     np.testing.assert_allclose(
-        training.hard_or_soft_cross_entropy(soft, logits),
-        keras.losses.categorical_crossentropy(soft, logits, from_logits=True), rtol=1e-6)
+        loss(soft, logits),
+        np.mean(keras.losses.categorical_crossentropy(soft, logits, from_logits=True)), rtol=1e-6)
+    # Label smoothing 0.3 over 3 classes: the target of class 0 becomes [0.8, 0.1, 0.1].
+    smoothed = training.SoftCrossEntropy(label_smoothing=0.3)
+    log_p = tf.nn.log_softmax(logits).numpy()
+    targets = np.array([[0.8, 0.1, 0.1], [0.1, 0.1, 0.8]])
+    np.testing.assert_allclose(smoothed(hard, logits), np.mean(-(targets * log_p).sum(-1)),
+                               rtol=1e-6)
+    assert training.SoftCrossEntropy.from_config(smoothed.get_config()).label_smoothing == 0.3
     np.testing.assert_array_equal(training.hard_label_accuracy(hard, logits), [1.0, 0.0])
     # Soft labels count against their dominant class (0 and 2 here).
     np.testing.assert_array_equal(training.hard_label_accuracy(soft, logits), [1.0, 0.0])
-    # Without mixup the compiled loss and metric are Keras' own sparse ones (runs unchanged).
-    loss, compiled_metrics = training.loss_and_metrics(_config("/unused", "/unused"))
+    # Without mixup and smoothing the compiled loss and metric are Keras' own sparse ones.
+    plain = dataclasses.replace(_config("/unused", "/unused"), mixup_alpha=0.0,
+                                label_smoothing=0.0)
+    loss, compiled_metrics = training.loss_and_metrics(plain)
     assert isinstance(loss, keras.losses.SparseCategoricalCrossentropy)
     assert compiled_metrics == ["accuracy"]
-    assert "mixup_alpha" not in _config("/unused", "/unused").identity()
+    assert "mixup_alpha" not in plain.identity() and "label_smoothing" not in plain.identity()
+    smoothing = dataclasses.replace(plain, label_smoothing=0.1)
+    assert training.loss_and_metrics(smoothing)[0].label_smoothing == 0.1
+    assert smoothing.identity()["label_smoothing"] == 0.1
 
 
 def _iterations(checkpoint_path):

@@ -8,9 +8,10 @@ this process, then measures what the pipeline's own reports do not hold: the per
 (for paired tests) and the TFLM latency per inference.
 
 Every training run owns a directory `<work_dir>/<model>-<recipe hash>/seed<seed>/`. The hash covers
-the training recipe (not the seed, not the conversion), so a changed recipe never reuses an old run
-and experiments that differ only in conversion share one training (the study's float-only
-`baseline` reuses the benchmark's repcnn and cnn runs). Each stage is skipped when its final
+the training recipe as training runs it (its run identity less the seed; not the conversion), so a
+changed recipe or default never reuses an old run, and experiments that train alike share one
+training whoever asks for it (the benchmark reuses a recipe-search run of its recipe; the study's
+configurations with the same recipe share one twin). Each stage is skipped when its final
 artifact exists (`train/metrics.json`, `convert_qat<N>/report.json`, `result_<stage>.json`), and
 training itself resumes from its last checkpoint, so a killed benchmark continues where it stopped.
 
@@ -375,9 +376,8 @@ def define_run_flags(outputs):
     flags.DEFINE_string("output_dir", os.path.join(REPO, "bench"), f"Where {outputs} go.")
     flags.DEFINE_string("work_dir", os.path.join(REPO, "runs", "bench"),
                         "Where the training and conversion runs go, reused when re-run. The "
-                        "benchmark and the study share it by default: the study's `baseline` "
-                        "reuses the benchmark's repcnn and cnn runs, and configurations with the "
-                        "same recipe share one twin.")
+                        "benchmark, the recipe search and the study share it by default: a run "
+                        "with the same training recipe is trained once for all of them.")
     flags.DEFINE_string("cache_dir", None, "Feature cache; default <work_dir>/cache.")
 
 

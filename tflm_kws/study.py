@@ -26,7 +26,7 @@ import time
 import tflm_kws  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from absl import app, flags
 
-from tflm_kws import cli, experiment, io_utils, markdown
+from tflm_kws import cli, experiment, io_utils, markdown, recipes
 
 REP_MODEL, TWIN_MODEL = "repcnn", "cnn"
 # Hyper-parameters that shape only the training form; the twin is built without them.
@@ -121,9 +121,9 @@ def define_flags():
     flags.DEFINE_list("configs", None, "Configurations to run (names from CONFIGS); default: all "
                       f"(with --quick: {', '.join(QUICK_CONFIGS)}).")
     flags.DEFINE_integer("seeds", 3, "Seeds (0..N-1) per configuration and twin.", lower_bound=1)
-    flags.DEFINE_integer("epochs", 40, "Training epochs of the recipe (times epochs_factor); the "
-                         "benchmark's default, so `baseline` is the benchmark's repcnn vs cnn.",
-                         lower_bound=1)
+    flags.DEFINE_integer("epochs", 40, "Training epochs of the recipe (times epochs_factor), "
+                         "over tflm_kws.recipes.BASE_RECIPE (the benchmark's recipe when the "
+                         "study was first run).", lower_bound=1)
     experiment.define_run_flags("overparam_study.md and overparam_study.json")
     flags.DEFINE_bool("quick", False, "Smoke run: 1 epoch, 1 seed, a few clips per word; writes to "
                       "--output_dir/--work_dir when given, else to a new temp directory (never "
@@ -331,7 +331,11 @@ def main(argv):
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise app.UsageError(f"--configs: unknown {unknown}; valid: {', '.join(by_name)}")
-    base_train_flags = cli.json_object(FLAGS.train_flags, "train_flags")
+    # The recipe spelled out (the one every configuration was first run with), so that the
+    # models' searched default recipes never change what a configuration means.
+    base_train_flags = experiment.merge_train_flags(
+        {k: v for k, v in recipes.BASE_RECIPE.items() if k != "epochs"},
+        cli.json_object(FLAGS.train_flags, "train_flags"))
     data_dir = os.path.abspath(FLAGS.data_dir)
     if not os.path.isdir(data_dir):
         raise app.UsageError(f"--data_dir {data_dir} is not a directory")

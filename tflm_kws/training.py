@@ -30,6 +30,7 @@ from tflm_kws import frontend
 from tflm_kws import io_utils
 from tflm_kws import metrics
 from tflm_kws import models
+from tflm_kws import recipes
 from tflm_kws import seeding
 
 # Files of the output directory contract (docs/training.md).
@@ -147,7 +148,9 @@ def config_from_options(output_dir, *, data_dir=None, wanted_words=None, wake_wo
 
     training_options: the other TrainConfig fields (epochs, batch_size, learning_rate, lr_schedule,
     warmup_fraction, weight_decay, mixup_alpha, label_smoothing, seed, resume, fuse_every,
-    cache_dir, verbose).
+    cache_dir, verbose). The recipe options a caller leaves out (or passes as None), and the
+    augmentation fields its data_params leave out, are the model's default recipe
+    (`tflm_kws.recipes.recipe(model)`).
     """
     settable = {f.name for f in dataclasses.fields(TrainConfig)} - {
         "output_dir", "model", "model_params", "data_spec", "frontend_config"}
@@ -161,6 +164,11 @@ def config_from_options(output_dir, *, data_dir=None, wanted_words=None, wake_wo
                              f"{', '.join('--' + c for c in clash)}")
     if model not in models.MODELS:
         raise UserInputError(f"--model={model!r} is not one of {sorted(models.MODELS)}")
+    defaults = recipes.recipe(model)
+    data_params = dict(defaults.pop("data_params"), **data_params)
+    for name, value in defaults.items():
+        if training_options.get(name) is None:
+            training_options[name] = value
     if not output_dir or not str(output_dir).strip():
         raise UserInputError("--output_dir must not be empty")
     spec_dict = dict(data_params, data_dir=os.path.abspath(data_dir) if data_dir else None,

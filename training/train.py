@@ -23,6 +23,7 @@ from tflm_kws import training
 from tflm_kws.training import TrainConfig
 
 FLAGS = flags.FLAGS
+RECIPE = "Default: the --model's recipe (tflm_kws.recipes; docs/training.md)."
 JSON_FLAGS = ("data_params", "frontend_params", "model_params")
 
 
@@ -41,31 +42,31 @@ def define_flags(flag_values=FLAGS):
            "Phrase of the synthetic wake-word set (used when --data_dir is absent).",
            flag_values=fv)
     string("data_params", "{}", "JSON object of further tflm_kws.data.DataSpec fields, e.g. "
-           "'{\"synthetic_positives\": 600}'.", flag_values=fv)
+           "'{\"synthetic_positives\": 600}'. Augmentation fields left out are the --model's "
+           "recipe's (tflm_kws.recipes).", flag_values=fv)
     string("frontend_params", "{}", "JSON object of FrontendConfig fields overriding TFLM "
            "micro_speech's defaults.", flag_values=fv)
     enum("model", "repcnn", sorted(models.MODELS), "Model of the zoo to train.", flag_values=fv)
     string("model_params", "{}", "JSON object of the model's hyper-parameters, e.g. "
            "'{\"channels\": 24}'.", flag_values=fv)
-    integer("epochs", TrainConfig.epochs, "Training epochs.", lower_bound=1, flag_values=fv)
-    integer("batch_size", TrainConfig.batch_size,
-            "Global batch size (split across replicas by --strategy).", lower_bound=1,
-            flag_values=fv)
-    real("learning_rate", TrainConfig.learning_rate, "Peak learning rate (AdamW).", flag_values=fv)
-    enum("lr_schedule", TrainConfig.lr_schedule, list(training.LR_SCHEDULES),
+    # The recipe flags default to the --model's validated recipe (tflm_kws.recipes).
+    integer("epochs", None, f"Training epochs. {RECIPE}", lower_bound=1, flag_values=fv)
+    integer("batch_size", None, f"Global batch size (split across replicas by --strategy). "
+            f"{RECIPE}", lower_bound=1, flag_values=fv)
+    real("learning_rate", None, f"Peak learning rate (AdamW). {RECIPE}", flag_values=fv)
+    enum("lr_schedule", None, list(training.LR_SCHEDULES),
          "cosine: linear warm-up over --warmup_fraction of all steps, then cosine decay to 0. "
-         "constant: --learning_rate throughout.", flag_values=fv)
-    real("warmup_fraction", TrainConfig.warmup_fraction,
-         "Fraction of all training steps spent warming up (cosine schedule).", lower_bound=0.0,
-         upper_bound=0.5, flag_values=fv)
-    real("weight_decay", TrainConfig.weight_decay, "Decoupled weight decay of AdamW (biases and "
-         "BatchNorm parameters excluded).", lower_bound=0.0, flag_values=fv)
-    real("mixup_alpha", TrainConfig.mixup_alpha, "Mixup (Zhang et al. 2018): each training "
+         f"constant: --learning_rate throughout. {RECIPE}", flag_values=fv)
+    real("warmup_fraction", None, "Fraction of all training steps spent warming up (cosine "
+         f"schedule). {RECIPE}", lower_bound=0.0, upper_bound=0.5, flag_values=fv)
+    real("weight_decay", None, "Decoupled weight decay of AdamW (biases and BatchNorm "
+         f"parameters excluded). {RECIPE}", lower_bound=0.0, flag_values=fv)
+    real("mixup_alpha", None, "Mixup (Zhang et al. 2018): each training "
          "example is mixed with another of its batch, features and one-hot labels, with a weight "
          "~ Beta(alpha, alpha) drawn per example; the loss is then cross-entropy on the soft "
-         "labels. 0: off. The paper uses 0.1-0.4.", flag_values=fv)
-    real("label_smoothing", TrainConfig.label_smoothing, "Label smoothing of the training loss "
-         "(Szegedy et al. 2016): the target puts this mass evenly on all classes. 0: off.",
+         f"labels. 0: off. The paper uses 0.1-0.4. {RECIPE}", flag_values=fv)
+    real("label_smoothing", None, "Label smoothing of the training loss (Szegedy et al. "
+         f"2016): the target puts this mass evenly on all classes. 0: off. {RECIPE}",
          lower_bound=0.0, upper_bound=0.99, flag_values=fv)
     integer("seed", TrainConfig.seed,
             "Seed of weight initialisation, shuffling and on-the-fly augmentation.",
@@ -89,9 +90,10 @@ def define_flags(flag_values=FLAGS):
     flags.mark_flag_as_required("output_dir", flag_values=fv)
     for name in JSON_FLAGS:
         cli.register_json_object_validator(name, flag_values=fv)
-    flags.register_validator("learning_rate", lambda value: value > 0,
+    flags.register_validator("learning_rate", lambda value: value is None or value > 0,
                              message="--learning_rate must be > 0", flag_values=fv)
-    flags.register_validator("mixup_alpha", lambda value: math.isfinite(value) and value >= 0,
+    flags.register_validator("mixup_alpha",
+                             lambda value: value is None or (math.isfinite(value) and value >= 0),
                              message="--mixup_alpha must be a number >= 0 (0: no mixup)",
                              flag_values=fv)
     flags.register_validator("output_dir", lambda value: value is None or value.strip() != "",
