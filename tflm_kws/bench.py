@@ -62,6 +62,8 @@ def define_flags():
     flags.DEFINE_integer("seeds", 3, f"Seeds (0..N-1) for {', '.join(SEEDED_MODELS)}.",
                          lower_bound=1)
     flags.DEFINE_integer("other_seeds", 1, "Seeds (0..N-1) for the other models.", lower_bound=1)
+    flags.DEFINE_list("fewer_seeds", [], "Entries of the seeded ones to run with --other_seeds "
+                      "seeds only, to save time (each row says how many seeds it has).")
     flags.DEFINE_integer("epochs", None, "Training epochs of every model; default: each model's "
                          "own recipe (tflm_kws.recipes), as all its other training options.",
                          lower_bound=1)
@@ -351,9 +353,11 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     cli.quiet_unless_verbose(FLAGS)
-    unknown = sorted(set(FLAGS.models) - set(ALL_MODELS))
-    if unknown:
-        raise app.UsageError(f"--models: unknown {unknown}; valid: {', '.join(ALL_MODELS)}")
+    for flag in ("models", "fewer_seeds"):
+        unknown = sorted(set(FLAGS[flag].value) - set(ALL_MODELS))
+        if unknown:
+            raise app.UsageError(f"--{flag}: unknown {unknown}; valid: {', '.join(ALL_MODELS)}")
+    seeded = [m for m in SEEDED_MODELS if m not in FLAGS.fewer_seeds]
     train_flags = _parse_train_flags(FLAGS.train_flags)
     data_dir = os.path.abspath(FLAGS.data_dir)
     if not os.path.isdir(data_dir):
@@ -380,7 +384,7 @@ def main(argv):
     plan = []  # seed 0 of every model first, so an interrupted run already covers all models
     for seed in range(max(seeds, other_seeds)):
         for model in FLAGS.models:
-            if seed < (seeds if model in SEEDED_MODELS else other_seeds):
+            if seed < (seeds if model in seeded else other_seeds):
                 zoo_model, hparams = ENTRIES[model]
                 plan.append((model, experiment.Experiment(
                     model=zoo_model, hparams=hparams, seed=seed,

@@ -75,8 +75,20 @@ def _short_ladder(model):
         "base", "e80", "e80_spec_light", "e80_ls01", "e160")]
 
 
+def _combined(model):
+    """The levers that helped one at a time (on repcnn and cnn), together."""
+    spec_light = {"data_params": _LIGHT_SPEC}
+    return [
+        Candidate(f"{model}_e160_spec_light", model, "160 epochs, light SpecAugment",
+                  dict(spec_light, epochs=160)),
+        Candidate(f"{model}_e160_spec_light_noise_mild", model, "160 epochs, light SpecAugment, "
+                  "mild noise", {"epochs": 160, "data_params": dict(_LIGHT_SPEC, **_MILD_NOISE)}),
+    ]
+
+
 # bc_resnet's recipe is searched at width 1 and used at every width (width 3 trains ~4x slower).
-CANDIDATES = _ladder("repcnn") + _ladder("cnn") + _short_ladder("bc_resnet")
+CANDIDATES = (_ladder("repcnn") + _combined("repcnn") + _ladder("cnn") + _combined("cnn")
+              + _short_ladder("bc_resnet"))
 
 FLAGS = flags.FLAGS
 

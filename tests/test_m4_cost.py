@@ -1,0 +1,85 @@
+"""The emulated Cortex-M4 cost tool (tflm_kws.m4_cost, arduino/m4_cost): the instruction counter is
+exact on a loop of known length, and on the committed sketch model the runner's int8 output equals
+the host TFLM's on the same input, the per-op counts add up to the inference, and the 20 ms step is
+the inference plus the feature slice and the recognizer.
+
+Needs gcc-arm-none-eabi (+ newlib, libstdc++), qemu-system-arm and gcc (skipped, with the missing
+tool named, otherwise); the model tests also need $TFLM_ARDUINO_SRC, the Arduino_TensorFlowLite
+library's src/ folder (docs/arduino.md)."""
+import os
+import re
+
+import numpy as np
+import pytest
+
+from tflm_kws import export, m4_cost
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _require_tools():
+    missing = m4_cost.missing_tools()
+    if missing:
+        pytest.skip(f"needs {', '.join(f'{tool} (Debian: {pkgs})' for tool, pkgs in missing)}")
+
+
+def _require_src():
+    _require_tools()
+    src = os.environ.get(m4_cost.TFLM_ARDUINO_SRC_ENV)
+    if not src:
+        pytest.skip(f"${m4_cost.TFLM_ARDUINO_SRC_ENV} (the Arduino_TensorFlowLite src/ folder) "
+                    f"is not set")
+    return m4_cost.check_arduino_src(src)
+
+
+def test_counter_is_exact_on_a_loop_of_known_length(tmp_path):
+    _require_tools()
+    result = m4_cost.loop_check(str(tmp_path / "build"))
+    # 3,000 - 1,000 more iterations of a 2-instruction loop: exactly 4,000 more instructions.
+    assert result["long"] - result["short"] == 4000
+    assert 2000 < result["short"] < 2100  # the loop plus a few call/return instructions
+
+
+def _committed_model():
+    text = open(os.path.join(REPO, "arduino", "tflm_kws", "model_data.cc")).read()
+    body = text[text.index("g_model_data[]"):]
+    body = body[body.index("{") + 1:body.index("};")]
+    return bytes(int(v, 16) for v in re.findall(r"0x[0-9a-fA-F]{2}", body))
+
+
+@pytest.fixture(scope="module")
+def committed_cost(tmp_path_factory):
+    src = _require_src()
+    tflite = _committed_model()
+    return tflite, m4_cost.measure(tflite, src, build_dir=os.environ.get("M4_COST_BUILD_DIR"))
+
+
+def test_m4_output_equals_host_tflm(committed_cost):
+    tflite, result = committed_cost
+    interpreter = export.tflm_interpreter(tflite, arena_size=1 << 20)
+    detail = interpreter.get_input_details(0)
+    x = m4_cost.reference_input(int(np.prod(detail["shape"]))).reshape(detail["shape"])
+    interpreter.set_input(x, 0)
+    interpreter.invoke()
+    assert result["output"] == np.asarray(interpreter.get_output(0)).reshape(-1).tolist()
+
+
+def test_counts_add_up(committed_cost):
+    tflite, result = committed_cost
+    assert len(set(result["invoke_instructions_all"])) == 1  # same input size, same code path
+    per_op = sum(op["instructions"] for op in result["ops"])
+    # The profiler's marks sit inside Invoke(): the ops are all of it but the loop around them.
+    assert 0.99 * result["invoke_instructions"] < per_op < result["invoke_instructions"]
+    ops, _ = export.ops_details(tflite)
+    assert [op["op"] for op in result["ops"]] == [op["op_name"] for op in ops]
+    # One slice of features + the recognizer: tens of thousands of instructions, not millions.
+    assert 20_000 < result["features_and_recognizer_instructions"] < 400_000
+    assert result["arena_used_bytes_m4"] <= result["tensor_arena_size"]
+    assert result["smlad_bound_cycles"] == result["macs"] // 2
+
+
+def test_bad_source_folder_is_named(tmp_path):
+    with pytest.raises(m4_cost.M4CostError, match="is not the Arduino_TensorFlowLite"):
+        m4_cost.check_arduino_src(str(tmp_path))
+    with pytest.raises(m4_cost.M4CostError, match="no TFLM source"):
+        m4_cost.check_arduino_src("")
