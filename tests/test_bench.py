@@ -1,5 +1,6 @@
 """The benchmark (tflm_kws.bench): table rows, targets, flags, and the --quick run end to end."""
 import json
+import os
 import subprocess
 import sys
 
@@ -110,6 +111,13 @@ def test_bc_resnet_claim(tmp_path, bc_correct, arena, latency, met):
     assert claim["name"].startswith("repcnn vs bc_resnet-1") and claim["met"] is met
     assert claim["arena_ratio"] == pytest.approx(arena / 7000)
     assert claim["cost_ratio"] == pytest.approx(latency)
+    assert claim["cost_measure"] == "host_latency"
+    # With the emulated M4's instruction counts, they decide the runtime ratio.
+    rows[0]["m4_invoke_instructions"], rows[1]["m4_invoke_instructions"] = 1_000_000, 9_000_000
+    claim = bench.evaluate_targets(rows, results)[2]
+    assert claim["cost_measure"] == "m4_instructions" and claim["cost_ratio"] == pytest.approx(9)
+    assert claim["met"] is False and "M4 instructions per inference 1,000,000 vs 9,000,000" in (
+        claim["detail"])
 
 
 def test_targets_not_evaluated_without_the_models(tmp_path):
@@ -121,8 +129,10 @@ def test_targets_not_evaluated_without_the_models(tmp_path):
 
 
 def _bench(*args, timeout=600):
+    # The M4 columns have their own tests (test_m4_cost.py); here they would only add a build.
+    env = {k: v for k, v in os.environ.items() if k != "TFLM_ARDUINO_SRC"}
     return subprocess.run([sys.executable, "-m", "tflm_kws.bench", *args], cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env=env)
 
 
 def test_bad_flags_are_named(tmp_path):

@@ -73,6 +73,10 @@ def define_flags():
     flags.DEFINE_integer("latency_invokes", experiment.DEFAULT_LATENCY_INVOKES,
                          "Minimum number of timed TFLM invokes per model (the median is reported).",
                          lower_bound=1)
+    flags.DEFINE_string("tflm_arduino_src", os.environ.get("TFLM_ARDUINO_SRC"),
+                        "Arduino_TensorFlowLite's src/ folder: adds each model's emulated "
+                        "Cortex-M4 cost (tflm_kws.m4_cost; needs gcc-arm-none-eabi and "
+                        "qemu-system-arm). Default $TFLM_ARDUINO_SRC; absent: no M4 columns.")
     flags.DEFINE_bool("quick", False, "Smoke run: 1 epoch, 1 seed, a few clips per word; writes to "
                       "--output_dir/--work_dir when given, else to a new temp directory (never "
                       "bench/).")
@@ -175,17 +179,25 @@ def evaluate_targets(rows, results_by_model):
             continue
         rep, other = by_model["repcnn"], by_model[bc]
         arena_ratio = other["arena_bytes"] / rep["arena_bytes"]
-        cost_ratio = other["tflm_latency_ms"] / rep["tflm_latency_ms"]
+        on_m4 = bool(rep.get("m4_invoke_instructions") and other.get("m4_invoke_instructions"))
+        if on_m4:  # the emulated Cortex-M4's instructions; else the host TFLM latency
+            cost_ratio = other["m4_invoke_instructions"] / rep["m4_invoke_instructions"]
+            cost_text = (f"M4 instructions per inference {rep['m4_invoke_instructions']:,} vs "
+                         f"{other['m4_invoke_instructions']:,}")
+        else:
+            cost_ratio = other["tflm_latency_ms"] / rep["tflm_latency_ms"]
+            cost_text = (f"host TFLM latency {rep['tflm_latency_ms']:.3f} vs "
+                         f"{other['tflm_latency_ms']:.3f} ms")
         difference = cmp["accuracy"]["mean"] - cmp["baseline_accuracy"]["mean"]
         matched = difference >= 0 or cmp["mcnemar"]["p_value"] >= SIGNIFICANCE
         met = matched and arena_ratio >= TARGET_ARENA_RATIO and cost_ratio >= TARGET_COST_RATIO
         detail = (f"accuracy difference {_points(difference)} points ({_comparison_text(cmp)}); "
                   f"arena {rep['arena_bytes']:,} vs {other['arena_bytes']:,} B (ratio "
-                  f"{arena_ratio:.2f}); host TFLM latency {rep['tflm_latency_ms']:.3f} vs "
-                  f"{other['tflm_latency_ms']:.3f} ms (ratio {cost_ratio:.2f}); MACs ratio "
+                  f"{arena_ratio:.2f}); {cost_text} (ratio {cost_ratio:.2f}); MACs ratio "
                   f"{other['macs'] / rep['macs']:.2f}")
         targets.append({"name": name, "met": bool(met), "detail": detail, "tflm": cmp,
                         "arena_ratio": arena_ratio, "cost_ratio": cost_ratio,
+                        "cost_measure": "m4_instructions" if on_m4 else "host_latency",
                         "accuracy_difference": difference})
 
     # 4. repcnn int8 accuracy >= ds_cnn int8 accuracy at <= 1/3 of its MACs.
@@ -233,6 +245,10 @@ def _points(fraction):
     return f"{round(100 * fraction, 2) + 0.0:+.2f}"
 
 
+def _count(row, field):
+    return f"{row[field]:,}" if row.get(field) else "—"
+
+
 def _mean_std(row, field, scale=1.0, digits=2):
     value, std = scale * row[field], scale * row[field + "_std"]
     if len(row["seeds"]) == 1:
@@ -266,14 +282,22 @@ def results_markdown(summary):
         "Shipped: per seed, the QAT or the post-training flatbuffer, whichever is better on "
         "validation (conversion's choice); sizes are the largest over seeds.",
         "",
+        "M4 columns (`tflm_kws.m4_cost`, first seed's flatbuffer): instructions executed on an "
+        "emulated Cortex-M4F (QEMU mps2-an386) by the Arduino library's TFLM with CMSIS-NN "
+        "kernels at -Os, as the board build; per `Invoke()`, and per whole 20 ms step of the "
+        "sketch (one feature slice + model + recognizer). Instructions are not cycles (loads and "
+        "multiplies take more); SMLAD bound: MACs / 2, the cycles of 2 int8 MACs per cycle. "
+        + ("" if summary.get("m4") else "Not measured in this run (no --tflm_arduino_src)."),
+        "",
         "| model | seeds | epochs | params | MACs | flatbuffer B | arena B | float % | int8 % | "
-        "TFLM % | drop pt | TFLM = TFLite | shipped | latency ms | train s |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+        "TFLM % | drop pt | TFLM = TFLite | shipped | latency ms | M4 instr / inference | "
+        "M4 instr / 20 ms step | SMLAD bound | train s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|",
     ]
     for row in summary["rows"]:
         if "error" in row:
             lines.append(f"| {row['model']} | failed: {row['error'].splitlines()[0]} |"
-                         + " |" * 13)
+                         + " |" * 16)
             continue
         lines.append(
             f"| {row['model']} | {len(row['seeds'])} | "
@@ -283,7 +307,8 @@ def results_markdown(summary):
             f"{_mean_std(row, 'tflm_accuracy', 100)} | {_points(row['int8_drop'])} "
             f"[{_points(row['int8_drop_max'])}] | {row['tflm_identical']}/{row['test_clips']} | "
             f"{', '.join(str(q or '?').upper() for q in row['quantization'])} | "
-            f"{_mean_std(row, 'tflm_latency_ms', 1, 3)} | "
+            f"{_mean_std(row, 'tflm_latency_ms', 1, 3)} | {_count(row, 'm4_invoke_instructions')} | "
+            f"{_count(row, 'm4_step_instructions')} | {_count(row, 'smlad_bound_cycles')} | "
             f"{_mean_std(row, 'train_seconds', 1, 0)} |")
     lines += ["", "## Targets", ""]
     for target in summary["targets"]:
@@ -330,6 +355,21 @@ def plot_accuracy_vs_macs(rows, path):
     ax.grid(True, which="both", alpha=0.3)
     fig.tight_layout()
     io_utils.atomic_savefig(fig, path, dpi=100)
+
+
+def _m4_fields(result, arduino_src):
+    """A row's emulated Cortex-M4 cost: of its first seed's shipped flatbuffer (every seed has the
+    same graph; only the weights, not the instructions, differ)."""
+    from tflm_kws import m4_cost  # pylint: disable=import-outside-toplevel
+    try:
+        cost = experiment.m4_cost(result, arduino_src)
+    except m4_cost.M4CostError as e:
+        print(f"[bench] {result['model']}: no M4 cost: {e}", file=sys.stderr, flush=True)
+        return {"m4_error": str(e)}
+    return {"m4_invoke_instructions": cost["invoke_instructions"],
+            "m4_step_instructions": cost["step_instructions"],
+            "m4_arena_bytes": cost["arena_used_bytes_m4"],
+            "smlad_bound_cycles": cost["smlad_bound_cycles"]}
 
 
 def _recipe_of(entry, epochs, train_flags):
@@ -409,6 +449,8 @@ def main(argv):
             rows.append({"model": model, "error": errors[model]})
         else:
             rows.append(aggregate(model, results_by_model[model]))
+            if FLAGS.tflm_arduino_src:
+                rows[-1].update(_m4_fields(results_by_model[model][0], FLAGS.tflm_arduino_src))
     good_rows = [row for row in rows if "error" not in row]
     test_clips = sorted({r["test_clips"] for results in results_by_model.values() for r in results})
     summary = {
@@ -416,6 +458,7 @@ def main(argv):
         "machine": experiment.machine_description(),
         "epochs": epochs, "qat_epochs": qat_epochs, "train_flags": train_flags,
         "recipes": {model: _recipe_of(model, epochs, train_flags) for model in FLAGS.models},
+        "m4": bool(FLAGS.tflm_arduino_src),
         "data_dir": data_dir, "work_dir": os.path.abspath(work_dir),
         "test_clips": test_clips[0] if len(test_clips) == 1 else test_clips,
         # Distinct test sets over all runs (the data's _unknown_/_silence_ picks follow the seed).

@@ -469,6 +469,23 @@ def run(experiment, work_dir, cache_dir, latency_invokes=DEFAULT_LATENCY_INVOKES
     return row
 
 
+def m4_cost(result, arduino_src):
+    """The emulated Cortex-M4 cost (tflm_kws.m4_cost) of a converted result's shipped flatbuffer,
+    cached in its run directory (m4_cost_<stage>.json); raises m4_cost.M4CostError."""
+    from tflm_kws import frontend, m4_cost as m4  # pylint: disable=import-outside-toplevel
+    stage = f"qat{int(result['qat_epochs'])}"
+    path = os.path.join(result["run_dir"], f"m4_cost_{stage}.json")
+    if os.path.exists(path):
+        return _read_json(path)
+    with open(os.path.join(result["run_dir"], f"convert_{stage}", "model_int8.tflite"), "rb") as f:
+        tflite_bytes = f.read()
+    config, labels, _ = frontend.load_features_json(
+        os.path.join(result["run_dir"], TRAIN_SUBDIR, "features.json"))
+    measured = m4.measure(tflite_bytes, arduino_src, config, labels)
+    io_utils.atomic_write_json(path, measured)
+    return measured
+
+
 def make_data_subset(data_dir, subset_dir, clips_per_split=(6, 2, 2)):
     """Builds a small Speech Commands layout (symlinks) from `data_dir`, for smoke runs.
 
