@@ -486,6 +486,14 @@ def m4_cost(result, arduino_src):
     return measured
 
 
+def write_report(output_dir, stem, report, markdown_text):
+    """<output_dir>/<stem>.json and <stem>.md, each written atomically."""
+    os.makedirs(output_dir, exist_ok=True)
+    io_utils.atomic_write_json(os.path.join(output_dir, f"{stem}.json"), report)
+    with io_utils.atomic_write(os.path.join(output_dir, f"{stem}.md"), "w") as f:
+        f.write(markdown_text)
+
+
 def make_data_subset(data_dir, subset_dir, clips_per_split=(6, 2, 2)):
     """Builds a small Speech Commands layout (symlinks) from `data_dir`, for smoke runs.
 

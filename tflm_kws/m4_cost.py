@@ -20,7 +20,6 @@ Needs: gcc-arm-none-eabi + libnewlib-arm-none-eabi + libstdc++-arm-none-eabi-new
 qemu-system-arm (>= 7.2), a host gcc, and the Arduino library's src/ folder (docs/arduino.md).
 """
 import hashlib
-import json
 import os
 import re
 import shutil

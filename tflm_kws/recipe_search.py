@@ -21,7 +21,7 @@ import time
 import tflm_kws  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from absl import app, flags
 
-from tflm_kws import cli, experiment, io_utils, markdown, recipes
+from tflm_kws import cli, experiment, markdown, recipes
 
 BASE_RECIPE = recipes.BASE_RECIPE
 QUICK_CANDIDATES = ("repcnn_base", "cnn_base")
@@ -172,13 +172,6 @@ def search_markdown(report):
     return "\n".join(lines) + "\n"
 
 
-def _write_report(report, output_dir):
-    os.makedirs(output_dir, exist_ok=True)
-    io_utils.atomic_write_json(os.path.join(output_dir, "recipe_search.json"), report)
-    with io_utils.atomic_write(os.path.join(output_dir, "recipe_search.md"), "w") as f:
-        f.write(search_markdown(report))
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -214,7 +207,7 @@ def main(argv):
         # Written after every candidate, so an interrupted search still reports what it has.
         report["wall_seconds"] = time.time() - start
         report["best"] = best_per_model(report["candidates"])
-        _write_report(report, output_dir)
+        experiment.write_report(output_dir, "recipe_search", report, search_markdown(report))
     print(search_markdown(report))
     print(f"[recipe_search] wrote {output_dir}/recipe_search.md and recipe_search.json")
     return 1 if any(e["status"] == "failed" for e in report["candidates"]) else 0

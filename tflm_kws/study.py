@@ -26,7 +26,7 @@ import time
 import tflm_kws  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow loads)
 from absl import app, flags
 
-from tflm_kws import cli, experiment, io_utils, markdown, recipes
+from tflm_kws import cli, experiment, markdown, recipes
 
 REP_MODEL, TWIN_MODEL = "repcnn", "cnn"
 # Hyper-parameters that shape only the training form; the twin is built without them.
@@ -315,13 +315,6 @@ def study_markdown(report):
     return "\n".join(lines) + "\n"
 
 
-def _write_report(report, output_dir):
-    os.makedirs(output_dir, exist_ok=True)
-    io_utils.atomic_write_json(os.path.join(output_dir, "overparam_study.json"), report)
-    with io_utils.atomic_write(os.path.join(output_dir, "overparam_study.md"), "w") as f:
-        f.write(study_markdown(report))
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -363,7 +356,7 @@ def main(argv):
         # Written after every configuration, so an interrupted study still reports what it has.
         report["wall_seconds"] = time.time() - start
         report["conclusion"] = conclusion(report["configs"])
-        _write_report(report, output_dir)
+        experiment.write_report(output_dir, "overparam_study", report, study_markdown(report))
     print(study_markdown(report))
     print(f"[study] wrote {output_dir}/overparam_study.md and overparam_study.json")
     return 1 if any(e["status"] == "failed" for e in report["configs"]) else 0
