@@ -77,7 +77,7 @@ def test_quick_search_reports_validation_only_and_reuses_runs(tmp_path):
     data_dir = require(SPEECH_COMMANDS)
     out, work = tmp_path / "out", tmp_path / "work"
     args = [sys.executable, "-m", "tflm_kws.recipe_search", "--quick", f"--data_dir={data_dir}",
-            f"--output_dir={out}", f"--work_dir={work}"]
+            f"--output_dir={out}", f"--work_dir={work}", "--finalists=1", "--finalist_seeds=2"]
     first = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     report = json.loads((out / "recipe_search.json").read_text())
@@ -86,9 +86,26 @@ def test_quick_search_reports_validation_only_and_reuses_runs(tmp_path):
     assert set(report["best"]) == {"repcnn", "cnn"}
     for entry in report["candidates"]:
         assert entry["status"] == "done" and 0.0 <= entry["val_accuracy"]["mean"] <= 1.0
+        # One candidate per model: each is its model's finalist, run on 2 seeds.
+        assert entry["finalist"] and entry["seeds"] == [0, 1] and entry["val_accuracy"]["n"] == 2
+    assert report["best"] == {"repcnn": "repcnn_base", "cnn": "cnn_base"}
     assert "test_accuracy" not in json.dumps(report)
     second = subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert second.returncode == 0 and "[experiment] training" not in second.stdout
     bad = subprocess.run(args[:3] + ["--candidates=repcnn_nope"], cwd=REPO, capture_output=True,
                          text=True, timeout=120)
     assert bad.returncode != 0 and "--candidates: unknown ['repcnn_nope']" in bad.stderr
+
+
+def test_finalists_and_best_are_chosen_on_validation_means():
+    def entry(name, model, mean, finalist=False):
+        return {"name": name, "model": model, "status": "done", "finalist": finalist,
+                "val_accuracy": {"mean": mean}}
+    first = [entry("a", "m", 0.80), entry("b", "m", 0.85), entry("c", "m", 0.85),
+             entry("d", "n", 0.70), {"name": "e", "model": "m", "status": "failed"}]
+    assert recipe_search.finalists(first, 2) == {"m": ["b", "c"], "n": ["d"]}  # ties: listed first
+    assert recipe_search.best_per_model(first) == {"m": "b", "n": "d"}
+    # After the second round only finalists count, by their (more-seed) means.
+    second = [entry("a", "m", 0.90), entry("b", "m", 0.84, True), entry("c", "m", 0.86, True),
+              entry("d", "n", 0.71, True)]
+    assert recipe_search.best_per_model(second) == {"m": "c", "n": "d"}
