@@ -29,7 +29,12 @@ BASE_RECIPE = {"epochs": 30, "batch_size": 100, "learning_rate": 3e-3, "lr_sched
 
 # Changes over BASE_RECIPE per model, each the best on validation of the search's candidates for that
 # model (the candidate's name in the comment; its row in bench/recipe_search.md).
-_CHANGES = {}
+_CHANGES = {
+    # bc_resnet_e80_spec_light_lr01
+    "bc_resnet": {"epochs": 80, "learning_rate": 0.01,
+                  "data_params": {"time_masks": 1, "time_mask_max_frames": 3, "freq_masks": 1,
+                                  "freq_mask_max_channels": 2}},
+}
 
 
 def recipe(model):
