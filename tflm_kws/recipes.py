@@ -29,11 +29,16 @@ BASE_RECIPE = {"epochs": 30, "batch_size": 100, "learning_rate": 3e-3, "lr_sched
 
 # Changes over BASE_RECIPE per model, each the best on validation of the search's candidates for that
 # model (the candidate's name in the comment; its row in bench/recipe_search.md).
+_LIGHT_SPECAUGMENT = {"time_masks": 1, "time_mask_max_frames": 3, "freq_masks": 1,
+                      "freq_mask_max_channels": 2}
 _CHANGES = {
+    # repcnn_e160_spec_light_lr01
+    "repcnn": {"epochs": 160, "learning_rate": 0.01, "data_params": dict(_LIGHT_SPECAUGMENT)},
+    # cnn_e160_spec_light_noise_mild
+    "cnn": {"epochs": 160, "data_params": dict(_LIGHT_SPECAUGMENT, background_frequency=0.5,
+                                               snr_db_min=5.0)},
     # bc_resnet_e80_spec_light_lr01
-    "bc_resnet": {"epochs": 80, "learning_rate": 0.01,
-                  "data_params": {"time_masks": 1, "time_mask_max_frames": 3, "freq_masks": 1,
-                                  "freq_mask_max_channels": 2}},
+    "bc_resnet": {"epochs": 80, "learning_rate": 0.01, "data_params": dict(_LIGHT_SPECAUGMENT)},
 }
 
 
