@@ -81,7 +81,8 @@ def _build_dir(build_dir, arduino_src):
 
 
 def build_plugin(build_dir):
-    _run(["make", "-s", "-C", RUNNER_DIR, f"BUILD={build_dir}", "plugin"], "building the QEMU plugin")
+    _run(["make", "-s", "-C", RUNNER_DIR, f"BUILD={build_dir}", "plugin"],
+         "building the QEMU plugin")
     return os.path.join(build_dir, "insn_count_plugin.so")
 
 
@@ -151,11 +152,11 @@ def loop_check(build_dir=None):
 
 def tflite_macs_per_op(tflite_bytes):
     """[MACs] of every op of an int8 flatbuffer, from its tensor shapes (0 for ops without)."""
-    import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    interpreter = tf.lite.Interpreter(model_content=tflite_bytes)
-    shapes = {t["index"]: tuple(int(d) for d in t["shape"]) for t in interpreter.get_tensor_details()}
+    from tflm_kws import export  # pylint: disable=import-outside-toplevel
+    ops, tensors = export.ops_details(tflite_bytes)
+    shapes = {t["index"]: tuple(int(d) for d in t["shape"]) for t in tensors}
     result = []
-    for op in interpreter._get_ops_details():  # pylint: disable=protected-access
+    for op in ops:
         name, ins, outs = op["op_name"], list(op["inputs"]), list(op["outputs"])
         out = int(np.prod(shapes[outs[0]])) if outs else 0
         if name == "CONV_2D":
@@ -275,7 +276,8 @@ def summary_text(result):
             f"{result['step_ms']} ms step (one feature slice + model + recognizer) "
             f"{result['step_instructions']:,} instructions (features + recognizer "
             f"{result['features_and_recognizer_instructions']:,}); TFLM arena on the M4 "
-            f"{result['arena_used_bytes_m4']:,} B (kTensorArenaSize {result['tensor_arena_size']:,})")
+            f"{result['arena_used_bytes_m4']:,} B (kTensorArenaSize "
+            f"{result['tensor_arena_size']:,})")
 
 
 def main(argv=None):
@@ -286,7 +288,8 @@ def main(argv=None):
     parser.add_argument("--model_dir", help="conversion output directory: model_int8.tflite and "
                         "its features.json (frontend, labels)")
     parser.add_argument("--tflm_arduino_src", default=os.environ.get(TFLM_ARDUINO_SRC_ENV),
-                        help=f"Arduino_TensorFlowLite's src/ folder (default ${TFLM_ARDUINO_SRC_ENV})")
+                        help="Arduino_TensorFlowLite's src/ folder (default "
+                        f"${TFLM_ARDUINO_SRC_ENV})")
     parser.add_argument("--opt", default="-Os", choices=["-Os", "-O2"],
                         help="optimization of the whole build (the board build uses -Os)")
     parser.add_argument("--build_dir", default=None, help=f"default {DEFAULT_BUILD_DIR}")

@@ -25,7 +25,6 @@ from absl import app, flags
 
 from tflm_kws import cli, experiment, markdown, recipes
 
-BASE_RECIPE = recipes.BASE_RECIPE
 QUICK_CANDIDATES = ("repcnn_base", "cnn_base")
 QUICK_EPOCHS = 1
 QUICK_CLIPS_PER_SPLIT = (6, 2, 2)
@@ -41,11 +40,9 @@ class Candidate:
     hparams: dict = dataclasses.field(default_factory=dict)
 
     def recipe(self):
-        return experiment.merge_train_flags(BASE_RECIPE, self.changes)
+        return experiment.merge_train_flags(recipes.BASE_RECIPE, self.changes)
 
 
-_LIGHT_SPEC = {"time_mask_max_frames": 3, "freq_mask_max_channels": 2, "time_masks": 1,
-               "freq_masks": 1}
 _MILD_NOISE = {"background_frequency": 0.5, "snr_db_min": 5.0}
 
 
@@ -57,7 +54,8 @@ def _ladder(model, prefix=None):
         Candidate(f"{p}_base", model, "the old default recipe (30 epochs)"),
         Candidate(f"{p}_e80", model, "80 epochs", e80),
         Candidate(f"{p}_e80_spec_light", model, "80 epochs, SpecAugment 1 x 3 frames, 1 x 2 "
-                  "channels (was 2 x 5, 2 x 4)", dict(e80, data_params=_LIGHT_SPEC)),
+                  "channels (was 2 x 5, 2 x 4)",
+                  dict(e80, data_params=recipes.LIGHT_SPECAUGMENT)),
         Candidate(f"{p}_e80_noise_mild", model, "80 epochs, background noise on 50 % of clips at "
                   "5-20 dB (was 80 % at 0-20 dB)", dict(e80, data_params=_MILD_NOISE)),
         Candidate(f"{p}_e80_lr01", model, "80 epochs, peak learning rate 0.01 (was 0.003)",
@@ -80,12 +78,13 @@ def _short_ladder(model):
 def _combined(model):
     """The levers that helped one at a time (on repcnn and cnn, and the learning rate that helped
     bc_resnet), together."""
-    spec_light = {"data_params": _LIGHT_SPEC}
+    spec_light = {"data_params": recipes.LIGHT_SPECAUGMENT}
     return [
         Candidate(f"{model}_e160_spec_light", model, "160 epochs, light SpecAugment",
                   dict(spec_light, epochs=160)),
         Candidate(f"{model}_e160_spec_light_noise_mild", model, "160 epochs, light SpecAugment, "
-                  "mild noise", {"epochs": 160, "data_params": dict(_LIGHT_SPEC, **_MILD_NOISE)}),
+                  "mild noise",
+                  {"epochs": 160, "data_params": dict(recipes.LIGHT_SPECAUGMENT, **_MILD_NOISE)}),
         Candidate(f"{model}_e80_spec_light_lr01", model, "80 epochs, light SpecAugment, peak "
                   "learning rate 0.01", dict(spec_light, epochs=80, learning_rate=0.01)),
         Candidate(f"{model}_e160_spec_light_lr01", model, "160 epochs, light SpecAugment, peak "
@@ -95,7 +94,7 @@ def _combined(model):
 
 def _bc_resnet_extra():
     """BC-ResNet underfits most (training accuracy 0.71 at 80 epochs): faster and longer."""
-    spec_light = {"data_params": _LIGHT_SPEC}
+    spec_light = {"data_params": recipes.LIGHT_SPECAUGMENT}
     return [
         Candidate("bc_resnet_e80_spec_light_lr01", "bc_resnet", "80 epochs, light SpecAugment, "
                   "peak learning rate 0.01", dict(spec_light, epochs=80, learning_rate=0.01)),
@@ -183,7 +182,7 @@ def search_markdown(report):
     lines = markdown.header(
         "Training-recipe search (validation split only)", report["command"], report["machine"],
         f"`{report['data_dir']}`; seeds {report['seeds']}", report["wall_seconds"],
-        details=[f"Base recipe: `{json.dumps(BASE_RECIPE, sort_keys=True)}`"],
+        details=[f"Base recipe: `{json.dumps(recipes.BASE_RECIPE, sort_keys=True)}`"],
         wall_note=" (runs reused from an earlier invocation are not counted)")
     lines += ["Float accuracy of the fused deploy graph on the **validation** split, % (mean ± "
               "sample std over seeds when more than one). The test split is not reported here: "

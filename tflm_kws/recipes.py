@@ -27,18 +27,19 @@ BASE_RECIPE = {"epochs": 30, "batch_size": 100, "learning_rate": 3e-3, "lr_sched
                                "snr_db_max": 20.0, "time_masks": 2, "time_mask_max_frames": 5,
                                "freq_masks": 2, "freq_mask_max_channels": 4}}
 
-# Changes over BASE_RECIPE per model, each the best on validation of the search's candidates for that
-# model (the candidate's name in the comment; its row in bench/recipe_search.md).
-_LIGHT_SPECAUGMENT = {"time_masks": 1, "time_mask_max_frames": 3, "freq_masks": 1,
-                      "freq_mask_max_channels": 2}
+# The search's "light SpecAugment" (1 x 3 frames, 1 x 2 channels instead of 2 x 5, 2 x 4).
+LIGHT_SPECAUGMENT = {"time_masks": 1, "time_mask_max_frames": 3, "freq_masks": 1,
+                     "freq_mask_max_channels": 2}
+# Changes over BASE_RECIPE per model, each the best on validation of the search's candidates for
+# that model (the candidate's name in the comment; its row in bench/recipe_search.md).
 _CHANGES = {
     # repcnn_e160_spec_light_lr01
-    "repcnn": {"epochs": 160, "learning_rate": 0.01, "data_params": dict(_LIGHT_SPECAUGMENT)},
+    "repcnn": {"epochs": 160, "learning_rate": 0.01, "data_params": dict(LIGHT_SPECAUGMENT)},
     # cnn_e160_spec_light_noise_mild
-    "cnn": {"epochs": 160, "data_params": dict(_LIGHT_SPECAUGMENT, background_frequency=0.5,
+    "cnn": {"epochs": 160, "data_params": dict(LIGHT_SPECAUGMENT, background_frequency=0.5,
                                                snr_db_min=5.0)},
     # bc_resnet_e80_spec_light_lr01
-    "bc_resnet": {"epochs": 80, "learning_rate": 0.01, "data_params": dict(_LIGHT_SPECAUGMENT)},
+    "bc_resnet": {"epochs": 80, "learning_rate": 0.01, "data_params": dict(LIGHT_SPECAUGMENT)},
 }
 
 
