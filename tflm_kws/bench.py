@@ -400,9 +400,7 @@ def main(argv):
             raise app.UsageError(f"--{flag}: unknown {unknown}; valid: {', '.join(ALL_MODELS)}")
     seeded = [m for m in SEEDED_MODELS if m not in FLAGS.fewer_seeds]
     train_flags = _parse_train_flags(FLAGS.train_flags)
-    data_dir = os.path.abspath(FLAGS.data_dir)
-    if not os.path.isdir(data_dir):
-        raise app.UsageError(f"--data_dir {data_dir} is not a directory")
+    data_dir = experiment.checked_data_dir(FLAGS)
     epochs, qat_epochs, seeds, other_seeds = (FLAGS.epochs, FLAGS.qat_epochs, FLAGS.seeds,
                                               FLAGS.other_seeds)
     output_dir, work_dir, latency_invokes = FLAGS.output_dir, FLAGS.work_dir, FLAGS.latency_invokes

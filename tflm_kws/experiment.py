@@ -357,6 +357,26 @@ def _identity(spec):
     return Experiment(**fields).recipe_hash(), spec["seed"]
 
 
+def selected_names(flag, requested, known, quick_names, quick):
+    """The names --`flag` asks for (default: all of `known`, or `quick_names` with --quick);
+    absl's UsageError names the unknown ones."""
+    from absl import app  # pylint: disable=import-outside-toplevel
+    names = requested or (list(quick_names) if quick else list(known))
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise app.UsageError(f"--{flag}: unknown {unknown}; valid: {', '.join(known)}")
+    return names
+
+
+def checked_data_dir(flag_values):
+    """--data_dir, absolute; absl's UsageError when it is not a directory."""
+    from absl import app  # pylint: disable=import-outside-toplevel
+    data_dir = os.path.abspath(flag_values.data_dir)
+    if not os.path.isdir(data_dir):
+        raise app.UsageError(f"--data_dir {data_dir} is not a directory")
+    return data_dir
+
+
 def quick_dirs(flag_values, prefix):
     """(output_dir, work_dir) of a --quick smoke run: the flags' values where given on the command
     line, else folders in a new temp directory (a smoke run never writes into bench/ or runs/)."""

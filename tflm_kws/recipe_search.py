@@ -214,17 +214,12 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     cli.quiet_unless_verbose(FLAGS)
     by_name = {c.name: c for c in CANDIDATES}
-    names = FLAGS.candidates or (list(QUICK_CANDIDATES) if FLAGS.quick
-                                 else [c.name for c in CANDIDATES])
-    unknown = [n for n in names if n not in by_name]
-    if unknown:
-        raise app.UsageError(f"--candidates: unknown {unknown}; valid: {', '.join(by_name)}")
+    names = experiment.selected_names("candidates", FLAGS.candidates, list(by_name),
+                                      QUICK_CANDIDATES, FLAGS.quick)
     if cli.json_object(FLAGS.train_flags, "train_flags"):
         raise app.UsageError("--train_flags: a candidate is a whole recipe; add a Candidate to "
                              "CANDIDATES instead")
-    data_dir = os.path.abspath(FLAGS.data_dir)
-    if not os.path.isdir(data_dir):
-        raise app.UsageError(f"--data_dir {data_dir} is not a directory")
+    data_dir = experiment.checked_data_dir(FLAGS)
     output_dir, work_dir, epochs, extra = FLAGS.output_dir, FLAGS.work_dir, None, None
     if FLAGS.quick:
         output_dir, work_dir = experiment.quick_dirs(FLAGS, "tflm_kws_recipe_search_quick_")

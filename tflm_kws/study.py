@@ -320,18 +320,14 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     cli.quiet_unless_verbose(FLAGS)
     by_name = {c.name: c for c in CONFIGS}
-    names = FLAGS.configs or (list(QUICK_CONFIGS) if FLAGS.quick else [c.name for c in CONFIGS])
-    unknown = [n for n in names if n not in by_name]
-    if unknown:
-        raise app.UsageError(f"--configs: unknown {unknown}; valid: {', '.join(by_name)}")
+    names = experiment.selected_names("configs", FLAGS.configs, list(by_name), QUICK_CONFIGS,
+                                      FLAGS.quick)
     # The recipe spelled out (the one every configuration was first run with), so that the
     # models' searched default recipes never change what a configuration means.
     base_train_flags = experiment.merge_train_flags(
         {k: v for k, v in recipes.BASE_RECIPE.items() if k != "epochs"},
         cli.json_object(FLAGS.train_flags, "train_flags"))
-    data_dir = os.path.abspath(FLAGS.data_dir)
-    if not os.path.isdir(data_dir):
-        raise app.UsageError(f"--data_dir {data_dir} is not a directory")
+    data_dir = experiment.checked_data_dir(FLAGS)
     epochs, seeds = FLAGS.epochs, FLAGS.seeds
     output_dir, work_dir = FLAGS.output_dir, FLAGS.work_dir
     if FLAGS.quick:
