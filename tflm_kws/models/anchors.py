@@ -1,7 +1,7 @@
 """The anchors most users know: TFLM micro_speech's tiny_conv and MLPerf Tiny's DS-CNN."""
 import tf_keras as keras
 
-from tflm_kws.models.common import check_input, check_rate, classifier_head, kernel_pair
+from tflm_kws.models.common import bn_relu, check_input, check_rate, classifier_head, kernel_pair
 
 
 def tiny_conv(input_shape=(49, 40, 1), num_classes=12, dropout=0.5):
@@ -39,10 +39,6 @@ def ds_cnn(input_shape=(49, 40, 1), num_classes=12, filters=64, num_blocks=4,
             num_blocks < 0:
         raise ValueError(f"model 'ds_cnn': filters must be an int >= 1 and num_blocks an int "
                          f">= 0, got {filters!r}, {num_blocks!r}")
-
-    def bn_relu(x, name):
-        x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
-        return keras.layers.ReLU(name=f"{name}_relu")(x)
 
     inputs = keras.Input(input_shape, name="features")
     x = keras.layers.Conv2D(filters, kernel_pair(first_kernel_size, "first_kernel_size"),

@@ -30,7 +30,7 @@ DEPTHWISE_CONV_2D, AVERAGE_POOL_2D, ADD, RESHAPE, PAD, FULLY_CONNECTED.
 import tf_keras as keras
 
 from tflm_kws.layers import SubSpectralNorm
-from tflm_kws.models.common import check_input, check_rate, classifier_head
+from tflm_kws.models.common import bn_relu, check_input, check_rate, classifier_head
 
 _STAGE_BLOCKS = (2, 2, 4, 4)
 _STAGE_WIDTHS = (8, 12, 16, 20)  # x width
@@ -41,8 +41,7 @@ _ACTIVATIONS = ("relu", "swish")
 def _conv_bn_relu(x, filters, kernel, name, strides=1):
     x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False,
                             name=f"{name}_conv")(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
-    return keras.layers.ReLU(name=f"{name}_relu")(x)
+    return bn_relu(x, name)
 
 
 def _sub_spectral_norm(x, sub_bands, name):

@@ -30,6 +30,12 @@ def check_rate(name, value, what="dropout"):
         raise ValueError(f"model '{name}': {what} must be in [0, 1), got {value!r}")
 
 
+def bn_relu(x, name):
+    """BatchNormalization (`<name>_bn`, folded into the conv before it at deploy) then ReLU."""
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
 def classifier_head(x, num_classes, dropout):
     """Average over the whole feature map -> Flatten -> Dropout -> Dense logits.
 
