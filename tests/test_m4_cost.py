@@ -7,14 +7,12 @@ Needs gcc-arm-none-eabi (+ newlib, libstdc++), qemu-system-arm and gcc (skipped,
 tool named, otherwise); the model tests also need $TFLM_ARDUINO_SRC, the Arduino_TensorFlowLite
 library's src/ folder (docs/arduino.md)."""
 import os
-import re
 
 import numpy as np
 import pytest
 
+from test_arduino_sketch import model_bytes
 from tflm_kws import export, m4_cost
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _require_tools():
@@ -40,17 +38,10 @@ def test_counter_is_exact_on_a_loop_of_known_length(tmp_path):
     assert 2000 < result["short"] < 2100  # the loop plus a few call/return instructions
 
 
-def _committed_model():
-    text = open(os.path.join(REPO, "arduino", "tflm_kws", "model_data.cc")).read()
-    body = text[text.index("g_model_data[]"):]
-    body = body[body.index("{") + 1:body.index("};")]
-    return bytes(int(v, 16) for v in re.findall(r"0x[0-9a-fA-F]{2}", body))
-
-
 @pytest.fixture(scope="module")
 def committed_cost(tmp_path_factory):
     src = _require_src()
-    tflite = _committed_model()
+    tflite = model_bytes()  # the committed sketch's model
     return tflite, m4_cost.measure(tflite, src, build_dir=os.environ.get("M4_COST_BUILD_DIR"))
 
 
