@@ -535,6 +535,50 @@ def test_keyword_spotter_with_the_real_model(feature_tools, committed_model, tmp
     assert detections == ([word] if word else []), detections
 
 
+def _spotter_resets(binary, wav, windows, *flags):
+    proc = subprocess.run([str(binary), f"--windows_out={windows}", *map(str, flags), str(wav)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    return [line.split() for line in proc.stdout.splitlines()], int(proc.stderr.split()[-1])
+
+
+@pytest.mark.parametrize("chunk_ms", [20, 60, 100])
+def test_streaming_model_gets_every_frame_once_in_order(feature_tools, tmp_path, chunk_ms):
+    """keyword_spotter.cpp with a streaming stand-in model (2 frames a call), audio arriving 1, 3
+    or 5 slices at a time: the calls' frames, concatenated, are Python's continuous features, each
+    call's time is the end of its newest frame, and the state is never reset mid-stream."""
+    from tflm_kws import frontend
+    config = frontend.FrontendConfig()
+    samples = np.random.default_rng(7).integers(-3000, 3000, 16000 * 3).astype(np.int16)
+    wav = tmp_path / "stream.wav"
+    write_wav(wav, samples)
+    rows, resets = _spotter_resets(feature_tools / "kws_spotter_replay", wav, tmp_path / "f.bin",
+                                   "--frames_per_call=2", f"--chunk_ms={chunk_ms}")
+    frames = np.fromfile(tmp_path / "f.bin", np.int8).reshape(-1, config.num_channels)
+    stream = frontend.compute_stream_features(samples, config)
+    calls = len(stream) // 2
+    assert len(frames) == 2 * calls and resets == 0
+    np.testing.assert_array_equal(frames, stream[:2 * calls])
+    # One output line per Process() that ran the model: its time is its last call's.
+    times = [int(row[0]) for row in rows]
+    slices_per_chunk = chunk_ms // 20
+    assert times == sorted(set(times)) and all((t - 30) % 40 == 20 for t in times)
+    assert times[-1] == 20 * (2 * calls - 1) + 30
+    assert len(rows) >= calls // max(1, slices_per_chunk // 2 + 1)
+
+
+def test_streaming_state_resets_when_the_provider_restarts(feature_tools, tmp_path):
+    """Whole seconds of audio per Process(): every call starts a fresh window (the frontend
+    restarts), so the spotter resets the streaming model's state before feeding it."""
+    samples = np.random.default_rng(8).integers(-3000, 3000, 16000 * 3).astype(np.int16)
+    wav = tmp_path / "stream.wav"
+    write_wav(wav, samples)
+    _, resets = _spotter_resets(feature_tools / "kws_spotter_replay", wav, tmp_path / "f.bin",
+                                "--frames_per_call=2", "--chunk_ms=1000")
+    frames = np.fromfile(tmp_path / "f.bin", np.int8).reshape(-1, 2, 40)
+    assert resets == 3 and len(frames) == 3 * 24  # 49 new slices each: 24 calls, 1 left over
+
+
 # --- The CMSIS-NN scratch written into kTensorArenaSize, against CMSIS-NN's own functions
 # (needs CMSIS_NN_TREE, e.g. the Arduino library's src/third_party/cmsis_nn; see docs/arduino.md). ---
 

@@ -15,6 +15,12 @@ from test_arduino_sketch import model_bytes
 from tflm_kws import export, m4_cost
 
 
+def _state_inputs(tflite):
+    from tensorflow.lite.tools import flatbuffer_utils  # pylint: disable=import-outside-toplevel
+    return len(flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite)).subgraphs[0]
+               .inputs) - 1
+
+
 def _require_tools():
     missing = m4_cost.missing_tools()
     if missing:
@@ -48,9 +54,12 @@ def committed_cost(tmp_path_factory):
 def test_m4_output_equals_host_tflm(committed_cost):
     tflite, result = committed_cost
     interpreter = export.tflm_interpreter(tflite, arena_size=1 << 20)
-    detail = interpreter.get_input_details(0)
-    x = m4_cost.reference_input(int(np.prod(detail["shape"]))).reshape(detail["shape"])
-    interpreter.set_input(x, 0)
+    # Every input in order (a streaming model's states too) from one pseudo-random sequence.
+    details = [interpreter.get_input_details(i) for i in range(1 + _state_inputs(tflite))]
+    sizes = [int(np.prod(d["shape"])) for d in details]
+    values = m4_cost.reference_input(sum(sizes))
+    for i, (detail, start) in enumerate(zip(details, np.cumsum([0] + sizes[:-1]))):
+        interpreter.set_input(values[start:start + sizes[i]].reshape(detail["shape"]), i)
     interpreter.invoke()
     assert result["output"] == np.asarray(interpreter.get_output(0)).reshape(-1).tolist()
 

@@ -10,6 +10,7 @@ import os
 from tflm_kws import export
 from tflm_kws import frontend
 from tflm_kws import io_utils
+from tflm_kws import streaming
 
 HEADER_NAME = "model_data.h"
 SOURCE_NAME = "model_data.cc"
@@ -66,9 +67,11 @@ def resolver_methods(op_names):
     return [export.TFLM_OPS[op] for op in op_names]
 
 
-def header_text(config: frontend.FrontendConfig, labels, arena_size, op_names, arena_used_bytes):
+def header_text(config: frontend.FrontendConfig, labels, arena_size, op_names, arena_used_bytes,
+                stream_frames=0, state_bytes=0):
     """model_data.h content. arena_size: kTensorArenaSize (the sketch's arena); arena_used_bytes:
-    what TFLM measured the model to use, below which the sketch refuses to start."""
+    what TFLM measured the model to use, below which the sketch refuses to start; stream_frames,
+    state_bytes: of a streaming model (`tflm_kws.streaming`), 0 for a whole-window model."""
     if arena_size % 16:
         raise ValueError(f"arena size {arena_size} is not a multiple of 16")
     if not 0 < arena_used_bytes <= arena_size:
@@ -100,6 +103,11 @@ def header_text(config: frontend.FrontendConfig, labels, arena_size, op_names, a
         "// TFLM's measured use (reference kernels): a smaller arena is refused before TFLM, which",
         "// can abort inside its allocator when the arena is too small, sees it",
         f"constexpr int kTensorArenaUsedBytes = {int(arena_used_bytes)};",
+        "// 0: the model takes the whole feature window. N: a streaming model (tflm_kws.streaming)",
+        "// taking the N newest frames a call, its kModelStateBytes of int8 state carried between",
+        "// calls in inputs / outputs 1..",
+        f"constexpr int kModelStreamFrames = {int(stream_frames)};",
+        f"constexpr int kModelStateBytes = {int(state_bytes)};",
         "// Exactly the builtin ops the model uses, as MicroMutableOpResolver Add* calls",
         f"constexpr int kModelOpCount = {len(methods)};",
         "#define TFLM_KWS_ADD_MODEL_OPS(resolver) \\",
@@ -136,7 +144,9 @@ def write_model_data(directory, tflite_bytes, config, labels, arena_size, op_nam
     """Writes model_data.h and model_data.cc into `directory` (atomically); returns both paths."""
     header = os.path.join(directory, HEADER_NAME)
     source = os.path.join(directory, SOURCE_NAME)
-    header_content = header_text(config, labels, arena_size, op_names, arena_used_bytes)
+    stream_frames, state_bytes = streaming.layout(tflite_bytes)
+    header_content = header_text(config, labels, arena_size, op_names, arena_used_bytes,
+                                 stream_frames, state_bytes)
     source_content = source_text(tflite_bytes, labels)
     with io_utils.atomic_write(header, "w") as f:
         f.write(header_content)

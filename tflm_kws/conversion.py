@@ -27,8 +27,10 @@ from tflm_kws import frontend
 from tflm_kws import io_utils
 from tflm_kws import metrics
 from tflm_kws import quantize
+from tflm_kws import streaming
 
 TFLITE_NAME = "model_int8.tflite"
+STREAM_TFLITE_NAME = "model_int8_stream.tflite"
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 
@@ -100,7 +102,8 @@ def _calibration_sample(x, count):
 
 def convert_and_verify(fused_model, dataset, labels, qat_epochs, learning_rate=1e-4,
                        batch_size=100, representative_samples=200, log=print):
-    """QAT (when qat_epochs > 0), conversion, checks, verification; returns (tflite bytes, report).
+    """QAT (when qat_epochs > 0), conversion, checks, verification; returns (tflite bytes,
+    streaming tflite bytes or None when the model does not stream, report).
 
     Raises export.DeployError when the flatbuffer holds an op TFLM cannot run (named with its
     layer).
@@ -158,6 +161,21 @@ def convert_and_verify(fused_model, dataset, labels, qat_epochs, learning_rate=1
     cm = metrics.confusion_matrix(y_test, np.argmax(tflm, axis=1), num_classes=len(labels))
     report["tflm_confusion_matrix"] = cm.tolist()
 
+    stream_bytes, report["streaming"] = streaming.verify(tflite_bytes, x_test, y_test, tflm)
+    if stream_bytes is not None:
+        stream = report["streaming"]
+        stream["tensor_arena_size"] = export.recommended_arena_bytes(
+            stream["arena_used_bytes"], stream["cmsis_nn_scratch_bytes"])
+        stream["ops"] = export.op_names(stream_bytes)
+        log(f"streaming model ({stream['frames_per_call']} frames a call): outputs identical to "
+            f"the whole-window model on {stream['identical_outputs']} / {stream['clips']} test "
+            f"clips")
+        if stream["identical_outputs"] != stream["clips"]:
+            raise RuntimeError(f"the streaming model differs from the whole-window model on "
+                               f"{stream['clips'] - stream['identical_outputs']} test clips")
+    else:
+        log(f"no streaming form: {report['streaming']['reason']}")
+
     arena_used = export.tflm_arena_used_bytes(tflite_bytes)
     scratch = export.cmsis_nn_scratch_bytes(tflite_bytes)
     ops, tensors = export.ops_details(tflite_bytes)
@@ -171,7 +189,7 @@ def convert_and_verify(fused_model, dataset, labels, qat_epochs, learning_rate=1
         "input_quantization": _quantization(tensors, ops[0]["inputs"][0]),
         "output_quantization": _quantization(tensors, ops[-1]["outputs"][0]),
     })
-    return tflite_bytes, report
+    return tflite_bytes, stream_bytes, report
 
 
 def _quantization(tensors, index):
@@ -229,6 +247,22 @@ def report_markdown(report):
         ("input quantization", _q_text(report["input_quantization"])),
         ("output quantization", _q_text(report["output_quantization"])),
     ]
+    stream = report.get("streaming")
+    if stream and stream["streamable"]:
+        rows += [
+            ("streaming model (model_int8_stream.tflite, in model_data.cc)",
+             f"{stream['frames_per_call']} new frames a call, {stream['state_bytes']} bytes of "
+             f"state; outputs identical to the whole-window model on "
+             f"{stream['identical_outputs']} / {stream['clips']} test clips"),
+            ("streaming int8 accuracy, TFLite Micro (each clip's window)",
+             pct(stream["accuracy"])),
+            ("streaming kTensorArenaSize (TFLM use + CMSIS-NN scratch)",
+             f"{stream['tensor_arena_size']} bytes ({stream['arena_used_bytes']} + "
+             f"{stream['cmsis_nn_scratch_bytes']})"),
+            ("streaming flash (flatbuffer)", f"{stream['flatbuffer_bytes']} bytes"),
+        ]
+    elif stream:
+        rows.append(("streaming model", f"none: {stream['reason']}"))
     lines = ["# Conversion report", "", "| | |", "|---|---|"]
     lines += [f"| {name} | {value} |" for name, value in rows]
     labels = report["labels"]
@@ -243,22 +277,33 @@ def _q_text(q):
     return f"{q['dtype']}, scale {q['scale']:.9g}, zero point {q['zero_point']}"
 
 
-def write_artifacts(output_dir, tflite_bytes, report, config, labels, arduino_dir=None):
-    """Writes every artifact atomically; returns their paths."""
+def write_artifacts(output_dir, tflite_bytes, report, config, labels, arduino_dir=None,
+                    stream_bytes=None):
+    """Writes every artifact atomically; returns their paths. model_data.{h,cc} hold the streaming
+    model when there is one (the sketch runs it every `frames_per_call` hops), else the
+    whole-window model."""
     os.makedirs(output_dir, exist_ok=True)
     tflite_path = os.path.join(output_dir, TFLITE_NAME)
     with io_utils.atomic_write(tflite_path, "wb") as f:
         f.write(tflite_bytes)
     paths = [tflite_path]
-    paths += carray.write_model_data(output_dir, tflite_bytes, config, labels,
-                                     report["tensor_arena_size"], report["ops"],
-                                     report["arena_used_bytes"])
-    if arduino_dir:
-        if not os.path.isdir(arduino_dir):
-            raise FileNotFoundError(f"--arduino_dir is not a directory: {arduino_dir}")
-        paths += carray.write_model_data(arduino_dir, tflite_bytes, config, labels,
-                                         report["tensor_arena_size"], report["ops"],
-                                         report["arena_used_bytes"])
+    stream_path = os.path.join(output_dir, STREAM_TFLITE_NAME)
+    if stream_bytes is not None:
+        with io_utils.atomic_write(stream_path, "wb") as f:
+            f.write(stream_bytes)
+        paths.append(stream_path)
+        sketch = report["streaming"]
+    else:
+        if os.path.exists(stream_path):  # from an earlier conversion of another model
+            os.remove(stream_path)
+        sketch = report
+    sketch_bytes = tflite_bytes if stream_bytes is None else stream_bytes
+    for directory in [output_dir] + ([arduino_dir] if arduino_dir else []):
+        if not os.path.isdir(directory):
+            raise FileNotFoundError(f"--arduino_dir is not a directory: {directory}")
+        paths += carray.write_model_data(directory, sketch_bytes, config, labels,
+                                         sketch["tensor_arena_size"], sketch["ops"],
+                                         sketch["arena_used_bytes"])
     json_path = os.path.join(output_dir, REPORT_JSON)
     io_utils.atomic_write_json(json_path, report)
     md_path = os.path.join(output_dir, REPORT_MD)
@@ -284,12 +329,12 @@ def convert(model_dir, qat_epochs=3, data_dir=None, output_dir=None, arduino_dir
     dataset = load_data(data_spec, config, data_dir, cache_dir)
     if list(dataset.labels) != list(labels):
         raise ValueError(f"labels of the data {dataset.labels} differ from features.json {labels}")
-    tflite_bytes, report = convert_and_verify(
+    tflite_bytes, stream_bytes, report = convert_and_verify(
         model, dataset, labels, qat_epochs, learning_rate=learning_rate, batch_size=batch_size,
         representative_samples=representative_samples, log=logging.info)
     report.update(complexity.count_params_and_macs(model))
     report["model"] = training_metrics.get("model", model.name)
     report["data_dir"] = (data_dir if data_dir is not None else (data_spec or {}).get("data_dir"))
     paths = write_artifacts(output_dir or model_dir, tflite_bytes, report, config, labels,
-                            arduino_dir)
+                            arduino_dir, stream_bytes)
     return report, paths

@@ -236,9 +236,13 @@ def measure(tflite_bytes, arduino_src=None, frontend_config=None, labels=None, b
         raise M4CostError(f"incomplete measurement: {len(invokes)} invokes, {len(per_op)} op spans "
                           f"for {len(op_names)} ops, {len(steps)} steps")
     macs = tflite_macs_per_op(tflite_bytes)
-    # Steady state: the last half of the steps (the feature window is full; one slice each).
-    steady = sorted(steps[len(steps) // 2:])
-    step = steady[len(steady) // 2]
+    from tflm_kws import streaming  # pylint: disable=import-outside-toplevel
+    frames_per_call = max(1, streaming.layout(tflite_bytes)[0])
+    # Steady state: the last half of the steps (the feature window is full; one slice each), cut
+    # to whole model calls (a streaming model runs every frames_per_call-th step): their mean.
+    steady = steps[len(steps) // 2:]
+    steady = steady[len(steady) % frames_per_call:]
+    step = int(round(np.mean(steady)))
     invoke = int(np.median(invokes))
     return {
         "opt": opt,
@@ -246,10 +250,12 @@ def measure(tflite_bytes, arduino_src=None, frontend_config=None, labels=None, b
         "invoke_instructions_all": invokes,
         "ops": [{"index": i, "op": name, "instructions": n, "macs": m}
                 for i, (name, n, m) in enumerate(zip(op_names, per_op, macs))],
-        "step_instructions": int(step),
+        "frames_per_call": frames_per_call,
+        "model_instructions_per_step": invoke // frames_per_call,
+        "step_instructions": step,
         "step_instructions_max": int(max(steady)),
         "step_ms": STEP_MS,
-        "features_and_recognizer_instructions": int(step) - invoke,
+        "features_and_recognizer_instructions": step - invoke // frames_per_call,
         "macs": int(sum(macs)),
         "smlad_bound_cycles": int(sum(macs)) // 2,
         "arena_used_bytes_m4": arena_used[0] if arena_used else None,
@@ -271,9 +277,12 @@ def markdown_table(result):
 
 
 def summary_text(result):
+    calls = ("" if result["frames_per_call"] == 1 else
+             f" (a streaming model, one call every {result['frames_per_call']} steps: "
+             f"{result['model_instructions_per_step']:,} a step)")
     return (f"M4 ({result['opt']}, CMSIS-NN): {result['invoke_instructions']:,} instructions per "
-            f"inference (SMLAD bound {result['smlad_bound_cycles']:,} cycles); whole "
-            f"{result['step_ms']} ms step (one feature slice + model + recognizer) "
+            f"inference{calls} (SMLAD bound {result['smlad_bound_cycles']:,} cycles); whole "
+            f"{result['step_ms']} ms step (one feature slice + model + recognizer, mean) "
             f"{result['step_instructions']:,} instructions (features + recognizer "
             f"{result['features_and_recognizer_instructions']:,}); TFLM arena on the M4 "
             f"{result['arena_used_bytes_m4']:,} B (kTensorArenaSize "

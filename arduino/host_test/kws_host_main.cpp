@@ -137,8 +137,9 @@ bool Dump(const Options& options, const std::vector<int16_t>& audio, const std::
     HostAudioCapture(audio.data() + pos, count);
     if (!device->spotter.Process(LatestAudioSampleCount(), &result)) return false;
   }
+  // The whole window's model input (for a streaming model: what its calls took, frame by frame).
   static int8_t input[kFeatureElementCount];
-  device->model.QuantizeFeatures(device->spotter.features(), input);
+  device->model.QuantizeFeatures(device->spotter.features(), kFeatureFrameCount, input);
   const std::string out_path = options.dump_dir + "/" + BaseName(path) + ".json";
   FILE* out = fopen(out_path.c_str(), "w");
   if (out == nullptr) {

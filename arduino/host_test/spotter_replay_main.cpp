@@ -3,10 +3,13 @@
 // with the real model's raw int8 outputs for those windows, computed beforehand by the tflite_micro
 // runtime (tests/test_arduino_sketch.py runs it twice: once to get the windows, once to replay).
 // Usage: kws_spotter_replay --windows_out=FILE [--outputs=FILE --output_scale=S
-//        --output_zero_point=Z [--probability]] file.wav
-//   --windows_out: every window passed to the model, kFeatureElementCount int8 each;
+//        --output_zero_point=Z [--probability]] [--frames_per_call=N] [--chunk_ms=M] file.wav
+//   --windows_out: every window passed to the model, kFeatureElementCount int8 each (with
+//   --frames_per_call=N, the stand-in is a streaming model: the N frames of each call);
 //   --outputs: kCategoryCount int8 raw outputs per inference, turned into scores by
-//   model_scores.cpp as ModelRunner does; without it the scores are zero.
+//   model_scores.cpp as ModelRunner does; without it the scores are zero;
+//   --chunk_ms: audio captured between two Process() calls (default 20, one slice).
+// stderr ends with "resets <n>": how often the spotter reset the stand-in's state.
 // stdout, one line per inference: <time_ms> <label> <score> <is_new 0|1> <kCategoryCount scores>
 #include <cstdio>
 #include <cstdlib>
@@ -25,12 +28,20 @@ namespace {
 
 class ReplayModel : public KwsModel {
  public:
-  ReplayModel(FILE* windows_out, FILE* outputs, float scale, int zero_point, bool probability)
+  ReplayModel(FILE* windows_out, FILE* outputs, float scale, int zero_point, bool probability,
+              int frames_per_call)
       : windows_out_(windows_out), outputs_(outputs), scale_(scale), zero_point_(zero_point),
-        probability_(probability) {}
+        probability_(probability), frames_per_call_(frames_per_call) {}
+
+  int frames_per_call() const override { return frames_per_call_; }
+  void ResetState() override { ++resets_; }
+  int resets() const { return resets_; }
 
   bool Invoke(const int8_t* features, uint8_t* scores) override {
-    if (fwrite(features, 1, kFeatureElementCount, windows_out_) != kFeatureElementCount) {
+    const size_t count = frames_per_call_ > 0
+                             ? static_cast<size_t>(frames_per_call_) * kFeatureChannelCount
+                             : static_cast<size_t>(kFeatureElementCount);
+    if (fwrite(features, 1, count, windows_out_) != count) {
       fprintf(stderr, "kws_spotter_replay: cannot write the window\n");
       return false;
     }
@@ -53,6 +64,8 @@ class ReplayModel : public KwsModel {
   float scale_;
   int zero_point_;
   bool probability_;
+  int frames_per_call_;
+  int resets_ = 0;
 };
 
 }  // namespace
@@ -62,6 +75,8 @@ int main(int argc, char** argv) {
   float scale = 0.0f;
   int zero_point = 0;
   bool probability = false;
+  int frames_per_call = 0;
+  int chunk_ms = kFeatureWindowStrideMs;
   for (int i = 1; i < argc; ++i) {
     const char* arg = argv[i];
     if (strncmp(arg, "--windows_out=", 14) == 0) {
@@ -74,6 +89,10 @@ int main(int argc, char** argv) {
       zero_point = atoi(arg + 20);
     } else if (strcmp(arg, "--probability") == 0) {
       probability = true;
+    } else if (strncmp(arg, "--frames_per_call=", 18) == 0) {
+      frames_per_call = atoi(arg + 18);
+    } else if (strncmp(arg, "--chunk_ms=", 11) == 0) {
+      chunk_ms = atoi(arg + 11);
     } else if (arg[0] == '-') {
       fprintf(stderr, "kws_spotter_replay: unknown flag %s\n", arg);
       return 2;
@@ -81,9 +100,11 @@ int main(int argc, char** argv) {
       wav_path = arg;
     }
   }
-  if (windows_path.empty() || wav_path.empty() || (!outputs_path.empty() && !(scale > 0.0f))) {
+  if (windows_path.empty() || wav_path.empty() || (!outputs_path.empty() && !(scale > 0.0f)) ||
+      frames_per_call < 0 || frames_per_call > kFeatureFrameCount || chunk_ms < 1) {
     fprintf(stderr, "usage: kws_spotter_replay --windows_out=FILE [--outputs=FILE "
-                    "--output_scale=S>0 --output_zero_point=Z [--probability]] file.wav\n");
+                    "--output_scale=S>0 --output_zero_point=Z [--probability]] "
+                    "[--frames_per_call=0..%d] [--chunk_ms=M>0] file.wav\n", kFeatureFrameCount);
     return 2;
   }
   std::vector<int16_t> audio;
@@ -99,13 +120,14 @@ int main(int argc, char** argv) {
             windows == nullptr ? windows_path.c_str() : outputs_path.c_str());
     return 1;
   }
-  ReplayModel model(windows, outputs, scale, zero_point, probability);
+  ReplayModel model(windows, outputs, scale, zero_point, probability, frames_per_call);
   HostAudioReset();
   KeywordSpotter spotter(&model);
   if (!spotter.Begin()) return 1;
   SpotterResult result;
-  for (size_t pos = 0; pos < audio.size(); pos += kFeatureStrideSamples) {
-    const size_t count = std::min<size_t>(kFeatureStrideSamples, audio.size() - pos);
+  const size_t chunk = static_cast<size_t>(chunk_ms) * kAudioSamplesPerMs;
+  for (size_t pos = 0; pos < audio.size(); pos += chunk) {
+    const size_t count = std::min<size_t>(chunk, audio.size() - pos);
     HostAudioCapture(audio.data() + pos, static_cast<int>(count));
     if (!spotter.Process(LatestAudioSampleCount(), &result)) return 1;
     if (!result.inference_ran) continue;
@@ -116,5 +138,6 @@ int main(int argc, char** argv) {
   }
   fclose(windows);
   if (outputs != nullptr) fclose(outputs);
+  fprintf(stderr, "resets %d\n", model.resets());
   return 0;
 }

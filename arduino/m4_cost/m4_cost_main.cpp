@@ -4,10 +4,12 @@
 // Marks (m4_cost_marker.h) bracket what is measured; the QEMU plugin counts the instructions.
 //
 // Measured, for the model in model_data.{h,cc} (written by tflm_kws.m4_cost):
-//   1. kInvokeRuns plain Invoke() calls on a pseudo-random input (an interpreter without profiler);
+//   1. kInvokeRuns plain Invoke() calls on pseudo-random inputs (an interpreter without profiler);
+//      a streaming model's call is one Invoke() on its new frames and states;
 //   2. one Invoke() with a profiler that marks every op (per-op counts, op names printed);
 //   3. the whole 20 ms step as the sketch runs it: KeywordSpotter::Process() after each new 20 ms
-//      of (pseudo-random, speech-level) audio, from a fresh start, for kSteps steps.
+//      of (pseudo-random, speech-level) audio, from a fresh start, for kSteps steps (a streaming
+//      model runs in every kModelStreamFrames-th step).
 // Printed (semihosting stdout): "arena_used <bytes>", "output <int8...>" (first invoke),
 // "op <i> <name>" per op, then the tags.
 #include <cstdint>
@@ -66,11 +68,14 @@ uint32_t NextRandom() {  // xorshift32: the same input on every run
   return g_random;
 }
 
+// Every input (a streaming model's states too), in order, from one pseudo-random sequence.
 bool FillInput(tflite::MicroInterpreter* interpreter) {
-  TfLiteTensor* input = interpreter->input(0);
-  if (input == nullptr || input->type != kTfLiteInt8) return false;
-  for (size_t i = 0; i < input->bytes; ++i) {
-    input->data.int8[i] = static_cast<int8_t>(NextRandom() & 0xff);
+  for (size_t k = 0; k < interpreter->inputs_size(); ++k) {
+    TfLiteTensor* input = interpreter->input(k);
+    if (input == nullptr || input->type != kTfLiteInt8) return false;
+    for (size_t i = 0; i < input->bytes; ++i) {
+      input->data.int8[i] = static_cast<int8_t>(NextRandom() & 0xff);
+    }
   }
   return true;
 }

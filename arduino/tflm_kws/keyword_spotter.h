@@ -31,16 +31,23 @@ class KeywordSpotter {
 
   // Processes the audio captured up to `sample_count` samples: computes the pending feature slices
   // and, if there were any, runs the model once on the newest window and updates the recognizer.
+  // A streaming model (frames_per_call() N > 0) instead runs once per N new slices, on every group
+  // of N in order (the recognizer sees each call's scores; `result` holds the last one); slices
+  // not yet a full group wait for the next Process().
   bool Process(int64_t sample_count, SpotterResult* result);
 
   const int8_t* features() const { return features_; }
   const FeatureProvider& feature_provider() const { return feature_provider_; }
 
  private:
+  // Runs the model on `features`, whose last frame is followed by `newer_frames` computed slices.
+  bool RunModel(const int8_t* features, int newer_frames, SpotterResult* result);
+
   int8_t features_[kFeatureElementCount];
   FeatureProvider feature_provider_;
   KwsModel* model_;
   RecognizeCommands recognizer_;
+  int pending_frames_;  // streaming: new slices not yet given to the model
 };
 
 #endif  // TFLM_KWS_KEYWORD_SPOTTER_H_

@@ -30,6 +30,11 @@ constexpr int kTensorArenaSize = 9376;
 // TFLM's measured use (reference kernels): a smaller arena is refused before TFLM, which
 // can abort inside its allocator when the arena is too small, sees it
 constexpr int kTensorArenaUsedBytes = 7232;
+// 0: the model takes the whole feature window. N: a streaming model (tflm_kws.streaming)
+// taking the N newest frames a call, its kModelStateBytes of int8 state carried between
+// calls in inputs / outputs 1..
+constexpr int kModelStreamFrames = 0;
+constexpr int kModelStateBytes = 0;
 // Exactly the builtin ops the model uses, as MicroMutableOpResolver Add* calls
 constexpr int kModelOpCount = 4;
 #define TFLM_KWS_ADD_MODEL_OPS(resolver) \

@@ -1,5 +1,6 @@
 #include "model_runner.h"
 
+#include <cstring>
 #include <new>
 
 #include "kws_log.h"
@@ -68,12 +69,12 @@ bool ModelRunner::Begin(const unsigned char* model_data) {
 bool ModelRunner::CheckTensors() {
   const TfLiteTensor* input = interpreter_->input(0);
   const TfLiteIntArray* dims = input->dims;
+  const int frames = kModelStreamFrames > 0 ? kModelStreamFrames : kFeatureFrameCount;
   if (input->type != kTfLiteInt8 || dims->size != 4 || dims->data[0] != 1 ||
-      dims->data[1] != kFeatureFrameCount || dims->data[2] != kFeatureChannelCount ||
-      dims->data[3] != 1) {
+      dims->data[1] != frames || dims->data[2] != kFeatureChannelCount || dims->data[3] != 1) {
     KwsLog("Bad model input: want int8 [1, %d, %d, 1], got type %d with %d dims "
            "[%d, %d, %d, %d]",
-           kFeatureFrameCount, kFeatureChannelCount, static_cast<int>(input->type),
+           frames, kFeatureChannelCount, static_cast<int>(input->type),
            dims->size, dims->size > 0 ? dims->data[0] : 0, dims->size > 1 ? dims->data[1] : 0,
            dims->size > 2 ? dims->data[2] : 0, dims->size > 3 ? dims->data[3] : 0);
     return false;
@@ -93,15 +94,72 @@ bool ModelRunner::CheckTensors() {
   BuildFeatureInputTable(input_scale, input->params.zero_point, input_lut_);
   output_scale_ = output->params.scale;
   output_zero_point_ = output->params.zero_point;
+  return CheckStates();
+}
+
+bool ModelRunner::CheckStates() {
+  const size_t states = interpreter_->inputs_size() - 1;
+  if (interpreter_->outputs_size() != states + 1) {
+    KwsLog("Bad streaming model: %d state inputs but %d state outputs", static_cast<int>(states),
+           static_cast<int>(interpreter_->outputs_size()) - 1);
+    return false;
+  }
+  if ((states > 0) != (kModelStreamFrames > 0)) {
+    KwsLog("Model has %d state inputs but model_data.h says kModelStreamFrames = %d",
+           static_cast<int>(states), kModelStreamFrames);
+    return false;
+  }
+  size_t total = 0;
+  for (size_t i = 1; i <= states; ++i) {
+    const TfLiteTensor* in = interpreter_->input(i);
+    const TfLiteTensor* out = interpreter_->output(i);
+    if (in->type != kTfLiteInt8 || out->type != kTfLiteInt8 || in->bytes != out->bytes ||
+        in->params.zero_point != out->params.zero_point) {
+      KwsLog("Bad streaming model: state input %d and output %d differ in type, size or zero "
+             "point", static_cast<int>(i), static_cast<int>(i));
+      return false;
+    }
+    total += in->bytes;
+  }
+  if (total != static_cast<size_t>(kModelStreamFrames > 0 ? kModelStateBytes : 0)) {
+    KwsLog("Streaming model state is %d bytes, model_data.h says kModelStateBytes = %d",
+           static_cast<int>(total), kModelStateBytes);
+    return false;
+  }
+  ResetState();
   return true;
 }
 
+void ModelRunner::ResetState() {
+  if (kModelStreamFrames == 0) return;
+  int8_t* state = state_;
+  for (size_t i = 1; i < interpreter_->inputs_size(); ++i) {
+    const TfLiteTensor* in = interpreter_->input(i);
+    memset(state, in->params.zero_point, in->bytes);
+    state += in->bytes;
+  }
+}
+
 bool ModelRunner::Invoke(const int8_t* features, uint8_t* scores) {
-  // TFLM may reuse the input tensor's memory during Invoke(): write it before every call.
-  QuantizeFeatures(features, interpreter_->input(0)->data.int8);
+  // TFLM may reuse the input tensors' memory during Invoke(): write them before every call.
+  const int frames = kModelStreamFrames > 0 ? kModelStreamFrames : kFeatureFrameCount;
+  QuantizeFeatures(features, frames, interpreter_->input(0)->data.int8);
+  const size_t states = interpreter_->inputs_size() - 1;
+  const int8_t* state = state_;
+  for (size_t i = 1; i <= states; ++i) {
+    TfLiteTensor* in = interpreter_->input(i);
+    memcpy(in->data.int8, state, in->bytes);
+    state += in->bytes;
+  }
   if (interpreter_->Invoke() != kTfLiteOk) {
     KwsLog("Invoke() failed");
     return false;
+  }
+  int8_t* next = state_;
+  for (size_t i = 1; i <= states; ++i) {
+    const TfLiteTensor* out = interpreter_->output(i);
+    memcpy(next, out->data.int8, out->bytes);
+    next += out->bytes;
   }
   OutputToScores(interpreter_->output(0)->data.int8, output_scale_, output_zero_point_,
                  output_is_probability_, scores);
@@ -110,8 +168,9 @@ bool ModelRunner::Invoke(const int8_t* features, uint8_t* scores) {
 
 size_t ModelRunner::arena_used_bytes() const { return interpreter_->arena_used_bytes(); }
 
-void ModelRunner::QuantizeFeatures(const int8_t* features, int8_t* input) const {
-  for (int i = 0; i < kFeatureElementCount; ++i) input[i] = input_lut_[features[i] + 128];
+void ModelRunner::QuantizeFeatures(const int8_t* features, int frames, int8_t* input) const {
+  const int count = frames * kFeatureChannelCount;
+  for (int i = 0; i < count; ++i) input[i] = input_lut_[features[i] + 128];
 }
 
 const int8_t* ModelRunner::output_data() const { return interpreter_->output(0)->data.int8; }

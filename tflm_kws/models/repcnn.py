@@ -21,7 +21,9 @@ from tflm_kws.models.common import check_input, check_rate, classifier_head, ker
 _TEMPORAL_BRANCHES = ((7, 1), (5, 1), (3, 1), (1, 1))
 
 
-def _check(name, channels, strides):
+def _check(name, channels, strides, padding):
+    if padding not in ("same", "valid"):
+        raise ValueError(f"model '{name}': padding must be 'same' or 'valid', got {padding!r}")
     if not isinstance(channels, int) or channels < 1:
         raise ValueError(f"model '{name}': channels must be an int >= 1, got {channels!r}")
     if not strides or any(not isinstance(s, int) or s < 1 for s in strides):
@@ -29,23 +31,26 @@ def _check(name, channels, strides):
                          f"per conv layer), got {strides!r}")
 
 
-def _temporal_stack(name, input_shape, num_classes, channels, strides, kernel_size, dropout,
-                    make_conv):
+def _temporal_stack(name, input_shape, num_classes, channels, strides, kernel_size, padding,
+                    dropout, make_conv):
     check_input(name, input_shape, num_classes)
     check_rate(name, dropout)
     strides = list(strides)
-    _check(name, channels, strides)
+    _check(name, channels, strides, padding)
     frames, bins, depth = input_shape
     inputs = keras.Input(input_shape, name="features")
     x = keras.layers.Reshape((frames, 1, bins * depth), name="time_major")(inputs)
     for i, stride in enumerate(strides):
+        if padding == "valid" and x.shape[1] < kernel_size[0]:
+            raise ValueError(f"model '{name}': with padding 'valid', conv{i + 1} gets "
+                             f"{x.shape[1]} frames, fewer than its kernel ({kernel_size[0]})")
         x = make_conv(i, int(x.shape[-1]), stride)(x)
     return keras.Model(inputs, classifier_head(x, num_classes, dropout), name=name)
 
 
 def repcnn(input_shape=(49, 40, 1), num_classes=12, channels=30, strides=(1, 2, 1, 1),
-           kernel_size=(7, 1), branches=_TEMPORAL_BRANCHES, identity=True, num_copies=2,
-           expansion=None, dropout=0.1):
+           kernel_size=(7, 1), padding="same", branches=_TEMPORAL_BRANCHES, identity=True,
+           num_copies=2, expansion=None, dropout=0.1):
     """RepCNN training form: temporal RepConv2D stack (see the module docstring).
 
     Deploy graph at the defaults: 27,792 params, 885,210 MACs.
@@ -54,6 +59,9 @@ def repcnn(input_shape=(49, 40, 1), num_classes=12, channels=30, strides=(1, 2, 
       channels: conv channels of every layer.
       strides: temporal stride of each conv layer (its length is the depth).
       kernel_size: the fused (deploy) kernel; every branch must fit in it, centred.
+      padding: "same", or "valid": no padding in time, so the output on a window depends on its
+        frames only and the model streams exactly (`tflm_kws.streaming`; 49 frames -> 43, 19, 13,
+        7 at the defaults, 607,470 MACs).
       branches: branch kernel sizes of every RepConv2D.
       identity: add the identity branch wherever shapes allow (stride 1, channels unchanged).
       num_copies: K copies of every branch (MobileOne). Default 2, chosen by the
@@ -68,17 +76,17 @@ def repcnn(input_shape=(49, 40, 1), num_classes=12, channels=30, strides=(1, 2, 
     branches = [kernel_pair(b, "every entry of branches") for b in branches]
 
     def make_conv(i, in_channels, stride):
-        return RepConv2D(channels, kernel_size, strides=(stride, 1), padding="same",
+        return RepConv2D(channels, kernel_size, strides=(stride, 1), padding=padding,
                          branches=branches, activation="relu", num_copies=num_copies,
                          expansion=expansion, name=f"conv{i + 1}",
                          identity=identity and stride == 1 and in_channels == channels)
 
     return _temporal_stack("repcnn", input_shape, num_classes, channels, strides, kernel_size,
-                           dropout, make_conv)
+                           padding, dropout, make_conv)
 
 
 def cnn(input_shape=(49, 40, 1), num_classes=12, channels=30, strides=(1, 2, 1, 1),
-        kernel_size=(7, 1), dropout=0.1):
+        kernel_size=(7, 1), padding="same", dropout=0.1):
     """The uni-branch twin of `repcnn`: exactly its deploy graph (plain Conv2D with bias), trained
     directly. Takes repcnn's hyper-parameters less the training-form ones (branches, identity,
     num_copies, expansion), so one set of values builds the same deploy graph on both sides.
@@ -88,8 +96,8 @@ def cnn(input_shape=(49, 40, 1), num_classes=12, channels=30, strides=(1, 2, 1, 
     kernel_size = kernel_pair(kernel_size, "kernel_size")
 
     def make_conv(i, in_channels, stride):
-        return keras.layers.Conv2D(channels, kernel_size, strides=(stride, 1), padding="same",
+        return keras.layers.Conv2D(channels, kernel_size, strides=(stride, 1), padding=padding,
                                    activation="relu", name=f"conv{i + 1}")
 
     return _temporal_stack("cnn", input_shape, num_classes, channels, strides, kernel_size,
-                           dropout, make_conv)
+                           padding, dropout, make_conv)
