@@ -81,8 +81,8 @@ def test_targets_met_and_not_met(tmp_path):
     }
     rows = [bench.aggregate(m, r) for m, r in results.items()]
     targets = bench.evaluate_targets(rows, results)
-    # twin (p = 2 / 2**18), repcnn >= 0.87, BC-ResNets absent, ds_cnn, int8 drop.
-    assert [t["met"] for t in targets] == [True, True, None, None, False, False]
+    # twin (p = 2 / 2**18), repcnn >= 0.87, BC-ResNets absent, ds_cnn, int8 drop, no stream.
+    assert [t["met"] for t in targets] == [True, True, None, None, False, False, None]
     assert targets[0]["tflm"]["relative_error_reduction"] == pytest.approx(6 / 11)
     assert targets[0]["tflm"]["mcnemar"]["a_only"] == 6 + 6 + 6
     assert "(>= 30%: True" in targets[0]["detail"]
@@ -125,7 +125,25 @@ def test_targets_not_evaluated_without_the_models(tmp_path):
     results = {"tiny_conv": [_fake_result(tmp_path, "tiny_conv", 0, labels, _mask(9, 10),
                                           _mask(9, 10))]}
     targets = bench.evaluate_targets([bench.aggregate("tiny_conv", results["tiny_conv"])], results)
-    assert [t["met"] for t in targets] == [None, None, None, None, None, True]
+    assert [t["met"] for t in targets] == [None, None, None, None, None, True, None]
+
+
+@pytest.mark.parametrize("identical,model_step,step,met", [
+    (100, 90_000, 190_000, True),
+    (99, 90_000, 190_000, False),    # one clip differs from the whole-window model
+    (100, 110_000, 190_000, False),  # the model over 100 k a step
+    (100, 90_000, 210_000, False),   # the whole step over 200 k
+])
+def test_streaming_target(tmp_path, identical, model_step, step, met):
+    labels = np.arange(100) % 12
+    results = {"repcnn-stream": [dict(_fake_result(tmp_path, "repcnn-stream", 0, labels,
+                                                   _mask(90), _mask(90)),
+                                      stream_identical=identical)]}
+    rows = [bench.aggregate("repcnn-stream", results["repcnn-stream"])]
+    assert bench.evaluate_targets(rows, results)[6]["met"] is None  # no M4 columns: not judged
+    rows[0].update(m4_model_step_instructions=model_step, m4_step_instructions=step)
+    target = bench.evaluate_targets(rows, results)[6]
+    assert target["met"] is met and f"identical on {identical} of 100" in target["detail"]
 
 
 def _bench(*args, timeout=600):

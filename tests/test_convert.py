@@ -103,3 +103,41 @@ def test_convert_end_to_end_with_qat(trained_run, tmp_path):
     assert f"constexpr int kTensorArenaSize = {report['tensor_arena_size']};" in header
     assert f"constexpr int kModelOpCount = {len(report['ops'])};" in header
     assert "| int8 accuracy, TFLite Micro |" in (out / "report.md").read_text()
+    # cnn with 'same' padding has no streaming form: the report says why, no file is written.
+    assert not report["streaming"]["streamable"] and "SAME" in report["streaming"]["reason"]
+    assert not (out / "model_int8_stream.tflite").exists()
+    assert "constexpr int kModelStreamFrames = 0;" in header
+
+
+def test_convert_writes_the_streaming_model_for_the_sketch(tmp_path_factory, tmp_path):
+    """A model valid in time: conversion also writes model_int8_stream.tflite, checks it against
+    the whole-window model on every test clip, and model_data.cc holds it (the sketch runs it)."""
+    from test_arduino_sketch import model_bytes  # pylint: disable=import-outside-toplevel
+    from tflm_kws import data as kws_data, streaming, training  # pylint: disable=import-outside-toplevel
+    run = tmp_path_factory.mktemp("run_valid")
+    config = training.TrainConfig(
+        output_dir=str(run), model="cnn",
+        model_params=training.model_hparams("cnn", {"padding": "valid", "channels": 8}),
+        data_spec=kws_data.DataSpec(data_dir=str(FIXTURE), wanted_words=["yes", "no"],
+                                    augment_variants=1),
+        epochs=1, batch_size=16, cache_dir=str(tmp_path_factory.mktemp("cache")), verbose=0)
+    training.train(config)
+    out = tmp_path / "converted"
+    result = _convert(f"--model_dir={run}", f"--output_dir={out}", "--qat_epochs=0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads((out / "report.json").read_text())
+    stream = report["streaming"]
+    stream_bytes = (out / "model_int8_stream.tflite").read_bytes()
+    assert stream["streamable"] and stream["identical_outputs"] == stream["clips"] > 0
+    assert stream["accuracy"] == report["tflm_accuracy"]  # identical outputs, same predictions
+    assert streaming.layout(stream_bytes) == (2, stream["state_bytes"])
+    header = (out / "model_data.h").read_text()
+    assert "constexpr int kModelStreamFrames = 2;" in header
+    assert f"constexpr int kTensorArenaSize = {stream['tensor_arena_size']};" in header
+    assert f"constexpr int kModelOpCount = {len(stream['ops'])};" in header
+    assert model_bytes(out) == stream_bytes  # model_data.cc holds the streaming flatbuffer
+    device = stream["continuous_frontend"]
+    assert device["clips"] > 0
+    for key in ("per_clip_features", "after_silence", "after_previous_clip"):
+        assert 0.0 <= device[key] <= 1.0
+    assert "| streaming int8 accuracy" in (out / "report.md").read_text()

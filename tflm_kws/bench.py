@@ -30,6 +30,10 @@ ENTRIES = {
     "rep_inceptionnext": ("rep_inceptionnext", {}),
     "ds_cnn": ("ds_cnn", {}),
     "tiny_conv": ("tiny_conv", {}),
+    # Streaming forms (no padding in time; the sketch runs them per stride, tflm_kws.streaming):
+    # their M4 columns are the streaming flatbuffer's, per call and per 20 ms step.
+    "repcnn-stream": ("repcnn", {"padding": "valid"}),
+    "cnn-stream": ("cnn", {"padding": "valid"}),
 }
 ALL_MODELS = tuple(ENTRIES)
 # The entries the project's claims compare: they run with --seeds seeds.
@@ -43,6 +47,8 @@ TARGET_ARENA_RATIO = 2.0  # RepCNN's claim against BC-ResNet: 2x lower peak memo
 TARGET_COST_RATIO = 10.0  # ... and 10x faster
 TARGET_MAC_RATIO = 1.0 / 3.0
 TARGET_MAX_INT8_DROP = 0.005  # 0.5 accuracy points
+TARGET_STREAM_MODEL_STEP = 100_000  # M4 instructions per 20 ms step, streaming repcnn's model
+TARGET_STREAM_STEP = 200_000  # ... and its whole step (features + model + recognizer)
 SIGNIFICANCE = 0.05
 # --quick: one epoch on a few clips per word, one seed; proves the pipeline end to end, measures
 # nothing worth reading.
@@ -112,6 +118,8 @@ def aggregate(model, results):
         row[field + "_min"] = summary["min"]
         row[field + "_max"] = summary["max"]
     row["tflm_identical"] = sum(r["tflm_identical"] for r in results)
+    streamed = [r.get("stream_identical") for r in results]
+    row["stream_identical"] = None if None in streamed else sum(streamed)
     row["test_clips"] = sum(r["test_clips"] for r in results)
     row["ops"] = results[0]["ops"]
     return row
@@ -227,6 +235,25 @@ def evaluate_targets(rows, results_by_model):
         "largest drop " + ", ".join(f"{r['model']} {_points(r['int8_drop_max'])}" for r in rows)
         + " points; TFLM identical on every clip of every model")
     targets.append({"name": name, "met": bool(rows) and not failures, "detail": detail})
+
+    # 6. repcnn streaming: identical to its whole-window form on every test clip, and cheap enough
+    #    to run always-on: <= 100 k M4 instructions per 20 ms step for the model, <= 200 k for the
+    #    whole step (features + model + recognizer).
+    name = (f"repcnn-stream: outputs identical to the whole-window model on every test clip; M4 "
+            f"model <= {TARGET_STREAM_MODEL_STEP:,} and whole step <= {TARGET_STREAM_STEP:,} "
+            f"instructions per 20 ms")
+    row = by_model.get("repcnn-stream")
+    if row is None or not row.get("m4_step_instructions"):
+        targets.append({"name": name, "met": None, "detail": "not evaluated: needs repcnn-stream "
+                        "in --models and --tflm_arduino_src"})
+    else:
+        met = (row["stream_identical"] == row["test_clips"]
+               and row["m4_model_step_instructions"] <= TARGET_STREAM_MODEL_STEP
+               and row["m4_step_instructions"] <= TARGET_STREAM_STEP)
+        detail = (f"identical on {row['stream_identical']} of {row['test_clips']} clips; model "
+                  f"{row['m4_model_step_instructions']:,} and whole step "
+                  f"{row['m4_step_instructions']:,} instructions per 20 ms")
+        targets.append({"name": name, "met": bool(met), "detail": detail})
     return targets
 
 
@@ -285,7 +312,8 @@ def results_markdown(summary):
         "M4 columns (`tflm_kws.m4_cost`, first seed's flatbuffer): instructions executed on an "
         "emulated Cortex-M4F (QEMU mps2-an386) by the Arduino library's TFLM with CMSIS-NN "
         "kernels at -Os, as the board build; per `Invoke()`, and per whole 20 ms step of the "
-        "sketch (one feature slice + model + recognizer). Instructions are not cycles (loads and "
+        "sketch (one feature slice + model + recognizer; a `-stream` entry's model runs every "
+        "2nd step, so the step is the mean over whole calls). Instructions are not cycles (loads and "
         "multiplies take more); SMLAD bound: MACs / 2, the cycles of 2 int8 MACs per cycle. "
         + ("" if summary.get("m4") else "Not measured in this run (no --tflm_arduino_src)."),
         "",
@@ -368,6 +396,8 @@ def _m4_fields(result, arduino_src):
         print(f"[bench] {result['model']}: no M4 cost: {e}", file=sys.stderr, flush=True)
         return {"m4_error": str(e)}
     return {"m4_invoke_instructions": cost["invoke_instructions"],
+            "m4_frames_per_call": cost["frames_per_call"],
+            "m4_model_step_instructions": cost["model_instructions_per_step"],
             "m4_step_instructions": cost["step_instructions"],
             "m4_arena_bytes": cost["arena_used_bytes_m4"],
             "smlad_bound_cycles": cost["smlad_bound_cycles"]}

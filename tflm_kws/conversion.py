@@ -173,6 +173,9 @@ def convert_and_verify(fused_model, dataset, labels, qat_epochs, learning_rate=1
         if stream["identical_outputs"] != stream["clips"]:
             raise RuntimeError(f"the streaming model differs from the whole-window model on "
                                f"{stream['clips'] - stream['identical_outputs']} test clips")
+        stream["continuous_frontend"] = _continuous_frontend(stream_bytes, dataset, tflm, y_test)
+        log(f"streaming, frontend and state carried over (device mode): "
+            f"{stream['continuous_frontend']}")
     else:
         log(f"no streaming form: {report['streaming']['reason']}")
 
@@ -190,6 +193,29 @@ def convert_and_verify(fused_model, dataset, labels, qat_epochs, learning_rate=1
         "output_quantization": _quantization(tensors, ops[-1]["outputs"][0]),
     })
     return tflite_bytes, stream_bytes, report
+
+
+def _continuous_frontend(stream_bytes, dataset, window_outputs, y_test):
+    """Test accuracy of the streaming model with the device's continuous frontend (see
+    `streaming.continuous_frontend_accuracy`) on the test clips that are audio files, beside the
+    per-clip-features accuracy on the same clips."""
+    from tflm_kws import audio  # pylint: disable=import-outside-toplevel
+    config = dataset.config
+    keep, clips = [], []
+    for i, origin in enumerate(dataset.files("testing")):
+        if os.path.isfile(origin):
+            clips.append(audio.fit_to_length(audio.load_audio(origin, config.sample_rate),
+                                             config.clip_samples))
+            keep.append(i)
+    if not keep:
+        return {"clips": 0}
+    labels = np.asarray(y_test)[keep]
+    result = {"clips": len(keep),
+              "per_clip_features": float(np.mean(np.argmax(window_outputs[keep], 1) == labels))}
+    for lead in ("silence", "previous_clip"):
+        result[f"after_{lead}"] = streaming.continuous_frontend_accuracy(
+            stream_bytes, clips, labels, config, lead)
+    return result
 
 
 def _quantization(tensors, index):
@@ -261,6 +287,15 @@ def report_markdown(report):
              f"{stream['cmsis_nn_scratch_bytes']})"),
             ("streaming flash (flatbuffer)", f"{stream['flatbuffer_bytes']} bytes"),
         ]
+        device = stream.get("continuous_frontend", {})
+        if device.get("clips"):
+            rows.append((
+                "streaming accuracy as the device runs (frontend and state carried over), test "
+                "clips that are files",
+                f"{pct(device['after_silence'])} after 1 s of silence, "
+                f"{pct(device['after_previous_clip'])} right after the previous clip; "
+                f"{pct(device['per_clip_features'])} with per-clip features "
+                f"({device['clips']} clips)"))
     elif stream:
         rows.append(("streaming model", f"none: {stream['reason']}"))
     lines = ["# Conversion report", "", "| | |", "|---|---|"]

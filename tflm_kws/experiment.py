@@ -347,6 +347,9 @@ def _conversion_fields(report):
         "ops": list(report["ops"]),
         "qat_seconds": float(report.get("qat_seconds", 0.0)),
         "quantization": report["quantization"],  # the shipped flatbuffer: "qat" or "ptq"
+        # The streaming form (tflm_kws.streaming): bit-exact on how many test clips, or absent.
+        "stream_identical": (report["streaming"]["identical_outputs"]
+                             if report.get("streaming", {}).get("streamable") else None),
     }
 
 
@@ -490,14 +493,19 @@ def run(experiment, work_dir, cache_dir, latency_invokes=DEFAULT_LATENCY_INVOKES
 
 
 def m4_cost(result, arduino_src):
-    """The emulated Cortex-M4 cost (tflm_kws.m4_cost) of a converted result's shipped flatbuffer,
-    cached in its run directory (m4_cost_<stage>.json); raises m4_cost.M4CostError."""
-    from tflm_kws import frontend, m4_cost as m4  # pylint: disable=import-outside-toplevel
+    """The emulated Cortex-M4 cost (tflm_kws.m4_cost) of the flatbuffer a converted result ships
+    to the sketch (the streaming one when the model streams), cached in its run directory
+    (m4_cost_<stage>.json); raises m4_cost.M4CostError."""
+    from tflm_kws import conversion, frontend, m4_cost as m4  # pylint: disable=import-outside-toplevel
     stage = f"qat{int(result['qat_epochs'])}"
     path = os.path.join(result["run_dir"], f"m4_cost_{stage}.json")
     if os.path.exists(path):
         return _read_json(path)
-    with open(os.path.join(result["run_dir"], f"convert_{stage}", "model_int8.tflite"), "rb") as f:
+    convert_dir = os.path.join(result["run_dir"], f"convert_{stage}")
+    tflite_path = os.path.join(convert_dir, conversion.STREAM_TFLITE_NAME)
+    if not os.path.exists(tflite_path):
+        tflite_path = os.path.join(convert_dir, conversion.TFLITE_NAME)
+    with open(tflite_path, "rb") as f:
         tflite_bytes = f.read()
     config, labels, _ = frontend.load_features_json(
         os.path.join(result["run_dir"], TRAIN_SUBDIR, "features.json"))

@@ -150,6 +150,14 @@ def loop_check(build_dir=None):
     return {"short": short, "long": long, "slope": (long - short) / 2000.0}
 
 
+def elf_size(elf):
+    """{"text", "data", "bss"} bytes of an ELF (arm-none-eabi-size, Berkeley format). On the board
+    flash holds text + data, static RAM is data + bss."""
+    out = _run(["arm-none-eabi-size", elf], f"arm-none-eabi-size {elf}")
+    text, data, bss = (int(v) for v in out.splitlines()[1].split()[:3])
+    return {"text": text, "data": data, "bss": bss}
+
+
 def tflite_macs_per_op(tflite_bytes):
     """[MACs] of every op of an int8 flatbuffer, from its tensor shapes (0 for ops without)."""
     from tflm_kws import export  # pylint: disable=import-outside-toplevel
@@ -222,6 +230,7 @@ def measure(tflite_bytes, arduino_src=None, frontend_config=None, labels=None, b
               f"TFLM_ARDUINO_SRC={arduino_src}", f"SKETCH_DIR={sketch}", f"OBJ_DIR={obj}",
               f"OPT={opt}"], "building the M4 cost runner")
         lines, counts, total = run_firmware(os.path.join(obj, "m4_cost.elf"), plugin)
+        sketch_size = elf_size(os.path.join(obj, "sketch_size.elf"))
     failure = [line for line in lines if line.startswith("m4_cost:")]
     if failure:
         raise M4CostError(failure[0])
@@ -262,6 +271,8 @@ def measure(tflite_bytes, arduino_src=None, frontend_config=None, labels=None, b
         "tensor_arena_size": arena_size,
         "output": output,
         "total_instructions": total,
+        "sketch_flash_bytes": sketch_size["text"] + sketch_size["data"],
+        "sketch_static_ram_bytes": sketch_size["data"] + sketch_size["bss"],
     }
 
 
@@ -286,7 +297,9 @@ def summary_text(result):
             f"{result['step_instructions']:,} instructions (features + recognizer "
             f"{result['features_and_recognizer_instructions']:,}); TFLM arena on the M4 "
             f"{result['arena_used_bytes_m4']:,} B (kTensorArenaSize "
-            f"{result['tensor_arena_size']:,})")
+            f"{result['tensor_arena_size']:,}); the sketch's code, model and libraries "
+            f"(sketch_size.elf, arm-none-eabi-size) {result['sketch_flash_bytes']:,} B of flash, "
+            f"{result['sketch_static_ram_bytes']:,} B of static RAM before the Arduino core")
 
 
 def main(argv=None):

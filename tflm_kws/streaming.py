@@ -281,6 +281,7 @@ class StreamingRunner:
         from tflm_kws import export  # pylint: disable=import-outside-toplevel
         self.interpreter = export.tflm_interpreter(stream_bytes, arena_size)
         self.input_detail = self.interpreter.get_input_details(0)
+        self.output_detail = self.interpreter.get_output_details(0)
         self.stride = int(self.input_detail["shape"][1])
         self.num_states = len(flatbuffer_utils.convert_bytearray_to_object(
             bytearray(stream_bytes)).subgraphs[0].inputs) - 1
@@ -351,3 +352,32 @@ def verify(tflite_bytes, features_int8, labels, window_outputs):
         "cmsis_nn_scratch_bytes": export.cmsis_nn_scratch_bytes(stream_bytes),
         "flatbuffer_bytes": len(stream_bytes),
     }
+
+
+def continuous_frontend_accuracy(stream_bytes, clips_int16, labels, config, lead="silence"):
+    """Accuracy of the streaming model run as the device runs it: one frontend and one model
+    state for the whole stream (`lead` audio, then the clip), the prediction taken after the
+    clip's last frame. Training features are computed per clip from a fresh frontend (its noise
+    estimate and gain start from zero); on the device they carry over from whatever came before.
+
+    clips_int16: 1-D int16 clips of exactly config.clip_samples; lead: "silence" (1 s of zeros, as
+    the host binary streams a file) or "previous_clip" (the clip before it in the list: speech
+    just before)."""
+    from tflm_kws import frontend  # pylint: disable=import-outside-toplevel
+    runner = StreamingRunner(stream_bytes)
+    correct = 0
+    for i, (clip, label) in enumerate(zip(clips_int16, labels)):
+        if lead == "silence":
+            before = np.zeros(config.clip_samples, np.int16)
+        elif lead == "previous_clip":
+            before = clips_int16[i - 1]
+        else:
+            raise ValueError(f"lead must be 'silence' or 'previous_clip', got {lead!r}")
+        features = frontend.compute_stream_features(np.concatenate([before, clip]), config)
+        # The clip's frames are the stream's last ones; frames before the clip's window (cut so
+        # that the last call ends at its last frame) only warm the frontend and the states.
+        usable = len(features) - len(features) % runner.stride
+        runner.reset()
+        scores = runner.run(features[len(features) - usable:])[-1]
+        correct += int(np.argmax(scores) == label)
+    return correct / max(1, len(labels))
