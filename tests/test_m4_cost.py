@@ -76,6 +76,11 @@ def test_counts_add_up(committed_cost):
     assert 20_000 < result["features_and_recognizer_instructions"] < 400_000
     assert result["arena_used_bytes_m4"] <= result["tensor_arena_size"]
     assert result["smlad_bound_cycles"] == result["macs"] // 2
+    # The sketch's footprint (arm-none-eabi-size of sketch_size.elf): the model array and the
+    # code in flash; the arena and the 16384-sample audio ring buffer in static RAM.
+    assert len(tflite) + 50_000 < result["sketch_flash_bytes"] < 400_000
+    assert (result["tensor_arena_size"] + 2 * 16384 < result["sketch_static_ram_bytes"]
+            < 256 * 1024)
 
 
 def test_bad_source_folder_is_named(tmp_path):
