@@ -113,7 +113,8 @@ def test_convert_writes_the_streaming_model_for_the_sketch(tmp_path_factory, tmp
     """A model valid in time: conversion also writes model_int8_stream.tflite, checks it against
     the whole-window model on every test clip, and model_data.cc holds it (the sketch runs it)."""
     from test_arduino_sketch import model_bytes  # pylint: disable=import-outside-toplevel
-    from tflm_kws import data as kws_data, streaming, training  # pylint: disable=import-outside-toplevel
+    # pylint: disable-next=import-outside-toplevel
+    from tflm_kws import data as kws_data, streaming, training
     run = tmp_path_factory.mktemp("run_valid")
     config = training.TrainConfig(
         output_dir=str(run), model="cnn",

@@ -314,8 +314,8 @@ def results_markdown(summary):
         "emulated Cortex-M4F (QEMU mps2-an386) by the Arduino library's TFLM with CMSIS-NN "
         "kernels at -Os, as the board build; per `Invoke()`, and per whole 20 ms step of the "
         "sketch (one feature slice + model + recognizer; a `-stream` entry's model runs every "
-        "2nd step, so the step is the mean over whole calls). Instructions are not cycles (loads and "
-        "multiplies take more); SMLAD bound: MACs / 2, the cycles of 2 int8 MACs per cycle. "
+        "2nd step, so the step is the mean over whole calls). Instructions are not cycles (loads "
+        "and multiplies take more); SMLAD bound: MACs / 2, the cycles of 2 int8 MACs per cycle. "
         + ("" if summary.get("m4") else "Not measured in this run (no --tflm_arduino_src)."),
         "",
         "| model | seeds | epochs | params | MACs | flatbuffer B | arena B | float % | int8 % | "

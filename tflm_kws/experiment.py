@@ -496,7 +496,8 @@ def m4_cost(result, arduino_src):
     """The emulated Cortex-M4 cost (tflm_kws.m4_cost) of the flatbuffer a converted result ships
     to the sketch (the streaming one when the model streams), cached in its run directory
     (m4_cost_<stage>.json); raises m4_cost.M4CostError."""
-    from tflm_kws import conversion, frontend, m4_cost as m4  # pylint: disable=import-outside-toplevel
+    # pylint: disable-next=import-outside-toplevel
+    from tflm_kws import conversion, frontend, m4_cost as m4
     stage = f"qat{int(result['qat_epochs'])}"
     path = os.path.join(result["run_dir"], f"m4_cost_{stage}.json")
     if os.path.exists(path):

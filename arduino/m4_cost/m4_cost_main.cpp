@@ -140,11 +140,3 @@ int main() {
   m4cost_print_marks();
   return 0;
 }
-
-// No clock on this target: TFLM's timer is only read by its own profiler, which is not used.
-namespace tflite {
-uint32_t ticks_per_second() { return 0; }
-uint32_t GetCurrentTimeTicks() { return 0; }
-}  // namespace tflite
-
-extern "C" void DebugLog(const char* s) { fputs(s, stdout); }

@@ -34,10 +34,3 @@ int main() {
   }
   return 0;
 }
-
-namespace tflite {
-uint32_t ticks_per_second() { return 0; }
-uint32_t GetCurrentTimeTicks() { return 0; }
-}  // namespace tflite
-
-extern "C" void DebugLog(const char* s) { fputs(s, stdout); }

@@ -1,6 +1,6 @@
 // libFuzzer target: the keyword spotter (ring buffer + feature provider + model calls +
 // recognizer) with a stand-in model of any frames_per_call (0 = whole window, 1..49 streaming),
-// audio in arbitrary chunk sizes. Checks: every call reads inside the feature window; a streaming
+// audio in arbitrary chunk sizes (fuzz_audio_chunks.h). Checks: every call reads inside the feature window; a streaming
 // model gets every slice once and in order between resets (at most frames_per_call - 1 waiting).
 #include <cstddef>
 #include <cstdint>
@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "audio_provider.h"
+#include "fuzz_audio_chunks.h"
 #include "host_audio_provider.h"
 #include "keyword_spotter.h"
 #include "kws_model.h"
@@ -61,20 +62,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   model.Attach(&spotter);
   if (!spotter.Begin()) abort();
   size_t pos = 1;
-  while (pos + 2 <= size) {
-    // Two bytes: how many samples arrive before this Process() (0..65535), then the samples.
-    const size_t count = data[pos] | (data[pos + 1] << 8);
-    pos += 2;
-    std::vector<int16_t> chunk(count);
-    for (size_t i = 0; i < count; ++i) {
-      if (pos + 2 <= size) {
-        memcpy(&chunk[i], data + pos, 2);
-        pos += 2;
-      } else {
-        chunk[i] = static_cast<int16_t>(i * 7919);
-      }
-    }
-    HostAudioCapture(chunk.data(), static_cast<int>(count));
+  std::vector<int16_t> chunk;
+  while (NextAudioChunk(data, size, &pos, &chunk)) {
+    HostAudioCapture(chunk.data(), static_cast<int>(chunk.size()));
     SpotterResult result;
     if (!spotter.Process(LatestAudioSampleCount(), &result)) continue;  // false is allowed
     model.Check();
