@@ -30,6 +30,9 @@ LAYOUTS = {
     "strides_2_1_2_kernel_5": ("cnn", dict(channels=6, strides=(2, 1, 2), kernel_size=(5, 1),
                                            padding="valid")),
     "stride_1": ("cnn", dict(channels=4, strides=(1, 1), kernel_size=(9, 1), padding="valid")),
+    # 2-D maps: stem stride (2, 4), depthwise time and frequency convs, PAD in frequency.
+    "rep_inceptionnext": ("rep_inceptionnext", dict(channels=4, hidden=8,
+                                                    time_padding="valid")),
 }
 
 
@@ -98,6 +101,9 @@ def test_header_says_how_the_model_streams(converted):
     ("cnn", dict(channels=4, strides=(2, 1), kernel_size=(4, 1), padding="valid"),
      "last frames are not used"),
     ("ds_cnn", {}, "pads in time"),
+    ("rep_inceptionnext", dict(channels=4, hidden=8), "pads in time"),
+    # BC-ResNet's receptive field (97 frames) exceeds the window: it cannot be valid in time.
+    ("bc_resnet", {}, "pads in time"),
 ])
 def test_what_cannot_stream_is_named(name, hparams, reason):
     with pytest.raises(streaming.NotStreamableError, match=reason):

@@ -35,6 +35,7 @@ ENTRIES = {
     # Stride placement chosen on validation (docs/models.md): (1, 1, 1, 2).
     "repcnn-stream": ("repcnn", {"padding": "valid", "strides": [1, 1, 1, 2]}),
     "cnn-stream": ("cnn", {"padding": "valid", "strides": [1, 1, 1, 2]}),
+    "rep_inceptionnext-stream": ("rep_inceptionnext", {"time_padding": "valid"}),
 }
 ALL_MODELS = tuple(ENTRIES)
 # The entries the project's claims compare: they run with --seeds seeds.

@@ -37,7 +37,7 @@ def _pair(value, what, layer_name):
     return (int(pair[0]), int(pair[1]))
 
 
-def _same_padding(size, kernel, stride):
+def same_padding(size, kernel, stride):
     """TensorFlow's 'same' padding (before, after) along one axis; `size` int or scalar tensor."""
     out = -(-size // stride)
     total = (out - 1) * stride + kernel - size
@@ -165,7 +165,7 @@ class _RepConvBase(keras.layers.Layer):
             if size is None:
                 size = tf.shape(inputs)[1 + axis]
             effective = (self.kernel_size[axis] - 1) * self.dilation_rate[axis] + 1
-            pads.extend(_same_padding(size, effective, self.strides[axis]))
+            pads.extend(same_padding(size, effective, self.strides[axis]))
         return tuple(pads)
 
     def _crop(self, padded, size):

@@ -11,7 +11,8 @@ frames. What streams (time is axis 1 of every tensor before the pooling):
     and STRIDED_SLICE keeps the last (kernel - stride) frames as the next state;
   - the average pooling over the whole window (the zoo's classifier head) gets a buffer of the
     pooled frame count and pools it;
-  - RESHAPE that keeps time on axis 1, and ops after the pooling, are copied as they are.
+  - RESHAPE that keeps time on axis 1 and PAD that pads other axes only work frame by frame, and
+    ops after the pooling see no time axis: they are copied (with the new shapes).
 Anything else (a conv with SAME padding in time, whose output at the window's edges depends on the
 window's position; ADD; a Dense over time) raises NotStreamableError naming the op.
 
@@ -130,6 +131,15 @@ def _op_name(builtin):
     return next(k for k, v in vars(_OP).items() if v == builtin)
 
 
+def _constant(model, index):
+    """The int32 values of constant tensor `index`, shaped, or None if it is not a constant."""
+    tensor = model.subgraphs[0].tensors[index]
+    data = model.buffers[tensor.buffer].data
+    if data is None or tensor.type != schema.TensorType.INT32:
+        return None
+    return np.frombuffer(bytes(data), np.int32).reshape(tensor.shape)
+
+
 def _temporal_kernel(model, op, builtin):
     """(effective kernel frames, stride, padding) of a conv or pool along time."""
     sub, opts = model.subgraphs[0], op.builtinOptions
@@ -195,6 +205,16 @@ def streaming_model(tflite_bytes):
             options.newShape = np.asarray(shape, np.int32)
             graph.add(_OP.RESHAPE, [stream_of[x], graph.constant(shape, f"{name}/shape")],
                       [new_out], schema.BuiltinOptions.ReshapeOptions, options)
+            stream_of[out], rate[out] = new_out, n
+            continue
+        if builtin in (_OP.PAD, _OP.PADV2):
+            paddings = _constant(model, ins[1])
+            if paddings is None or tuple(paddings[1]) != (0, 0):
+                raise NotStreamableError(f"{name} pads in time; only padding along other axes "
+                                         f"streams")
+            new_out = graph.tensor(tensors[out], [1, n] + out_shape[2:],
+                                   tensors[out].name.decode() + "/stream")
+            graph.add(builtin, [stream_of[x]] + ins[1:], [new_out], like=op)
             stream_of[out], rate[out] = new_out, n
             continue
         if builtin not in (_OP.CONV_2D, _OP.DEPTHWISE_CONV_2D, _OP.AVERAGE_POOL_2D):

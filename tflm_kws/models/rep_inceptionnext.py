@@ -15,13 +15,23 @@ fill the same MAC budget as `repcnn` (<= 1.0 M).
 """
 import tf_keras as keras
 
-from tflm_kws.layers import RepConv2D, RepDepthwiseConv2D
+from tflm_kws.layers import RepConv2D, RepDepthwiseConv2D, same_padding
 from tflm_kws.models.common import check_input, check_rate, classifier_head, kernel_pair
+
+
+def _freq_same_padding(x, kernel, stride, name):
+    """ZeroPadding2D giving a conv with padding 'valid' TensorFlow's 'same' padding along
+    frequency only (none in time), or x itself when there is none to add."""
+    before, after = same_padding(int(x.shape[2]), kernel, stride)
+    if before == after == 0:
+        return x
+    return keras.layers.ZeroPadding2D(((0, 0), (before, after)), name=name)(x)
 
 
 def rep_inceptionnext(input_shape=(49, 40, 1), num_classes=12, channels=16, hidden=32,
                       num_blocks=2, stem_strides=(2, 4), time_kernels=(7, 5, 3),
-                      freq_kernels=(7, 5, 3), identity=True, num_copies=1, dropout=0.1):
+                      freq_kernels=(7, 5, 3), identity=True, num_copies=1, time_padding="same",
+                      dropout=0.1):
     """AudioRepInceptionNeXt-style model (see the module docstring).
 
     Deploy graph at the defaults: 3,788 params, 840,192 MACs.
@@ -34,6 +44,8 @@ def rep_inceptionnext(input_shape=(49, 40, 1), num_classes=12, channels=16, hidd
         deploy kernel).
       identity: identity branch in the depthwise layers.
       num_copies: K copies of every conv branch (MobileOne), all Rep layers.
+      time_padding: "same", or "valid": no padding in time (frequency keeps 'same' padding, as
+        ZeroPadding2D before each conv), so the model streams exactly (`tflm_kws.streaming`).
       dropout: before the final Dense.
     """
     name = "rep_inceptionnext"
@@ -45,18 +57,30 @@ def rep_inceptionnext(input_shape=(49, 40, 1), num_classes=12, channels=16, hidd
     time_kernels, freq_kernels = [int(k) for k in time_kernels], [int(k) for k in freq_kernels]
     if not time_kernels or not freq_kernels:
         raise ValueError(f"model '{name}': time_kernels and freq_kernels must not be empty")
+    if time_padding not in ("same", "valid"):
+        raise ValueError(f"model '{name}': time_padding must be 'same' or 'valid', got "
+                         f"{time_padding!r}")
+    valid = time_padding == "valid"
+    stem_strides = kernel_pair(stem_strides, "stem_strides")
     inputs = keras.Input(input_shape, name="features")
-    x = RepConv2D(channels, (5, 5), strides=kernel_pair(stem_strides, "stem_strides"),
+    x = _freq_same_padding(inputs, 5, stem_strides[1], "stem_pad") if valid else inputs
+    x = RepConv2D(channels, (5, 5), strides=stem_strides, padding=time_padding,
                   branches=[(5, 5), (1, 5), (5, 1)], activation="relu", num_copies=num_copies,
-                  name="stem")(inputs)
+                  name="stem")(x)
     for i in range(1, num_blocks + 1):
         x = RepConv2D(hidden, 1, num_copies=num_copies, name=f"block{i}_expand")(x)
+        if valid and x.shape[1] < max(time_kernels):
+            raise ValueError(f"model '{name}': with time_padding 'valid', block{i} gets "
+                             f"{x.shape[1]} frames, fewer than its time kernel "
+                             f"{max(time_kernels)}")
         x = RepDepthwiseConv2D((max(time_kernels), 1), branches=[(k, 1) for k in time_kernels],
                                identity=identity, activation="relu", num_copies=num_copies,
-                               name=f"block{i}_time")(x)
+                               padding=time_padding, name=f"block{i}_time")(x)
+        if valid:
+            x = _freq_same_padding(x, max(freq_kernels), 1, f"block{i}_freq_pad")
         x = RepDepthwiseConv2D((1, max(freq_kernels)), branches=[(1, k) for k in freq_kernels],
                                identity=identity, activation="relu", num_copies=num_copies,
-                               name=f"block{i}_freq")(x)
+                               padding=time_padding, name=f"block{i}_freq")(x)
         x = RepConv2D(channels, 1, activation="relu", num_copies=num_copies,
                       name=f"block{i}_project")(x)
     return keras.Model(inputs, classifier_head(x, num_classes, dropout), name=name)
