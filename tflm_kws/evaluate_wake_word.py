@@ -1,0 +1,278 @@
+r"""A keyword model evaluated as a wake word, the way the board runs it: misses vs false accepts
+per hour.
+
+  python -m tflm_kws.evaluate_wake_word --model_dir=runs/x --wake_word=yes \
+      --positives=DIR --negatives=DIR [--output_dir=DIR] [--target_fa_per_hour=1]
+
+Every audio file is streamed through the device pipeline: the microfrontend running continuously
+over the file (`frontend.compute_stream_features`), the int8 model in TFLM after every new slice
+(a whole-window model) or every `frames_per_call` slices (a streaming model, `model_int8_stream
+.tflite` when the directory has one), the sketch's score conversion (`evaluate.device_scores`) and
+its recognizer rules (`tflm_kws.recognizer`, equal to recognize_commands.cpp). A positive file
+(the phrase anywhere in audio of any length) is streamed with 1 s of silence before and after, as
+the host binary does, and counts as detected when the wake word fires anywhere in it; negative
+files (other speech, noise; any length) are streamed one by one, and every firing of the wake word
+is a false accept, per hour of negative audio. The detection threshold is swept (the averaged
+score out of 255 that must be exceeded; the sketch uses 200): the report gives the false-rejection
+rate (FRR) against false accepts per hour, a DET plot, and the lowest-FRR threshold whose rate is
+within --target_fa_per_hour. An unreadable file is named and skipped.
+"""
+import dataclasses
+import os
+import sys
+
+import numpy as np
+
+from tflm_kws import recognizer as rules
+
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
+LEAD_MS = 1000
+THRESHOLDS = tuple(range(100, 255, 5)) + (rules.DETECTION_THRESHOLD,)
+
+
+@dataclasses.dataclass
+class ScoreStream:
+    """The recognizer inputs of one file: scores uint8 [N, classes] at times_ms [N]."""
+    path: str
+    seconds: float
+    scores: np.ndarray
+    times_ms: np.ndarray
+
+
+class DeviceModel:
+    """The int8 model as the sketch runs it, on one file's continuous features."""
+
+    def __init__(self, tflite_bytes):
+        from tflm_kws import evaluate, streaming  # pylint: disable=import-outside-toplevel
+        self.frames_per_call, _ = streaming.layout(tflite_bytes)
+        if self.frames_per_call:
+            self.runner = streaming.StreamingRunner(tflite_bytes)
+        else:
+            self.runner = evaluate.TflmRunner(tflite_bytes)
+        self.is_probability = evaluate.ends_in_softmax(tflite_bytes)
+
+    def raw_outputs(self, features, window_frames):
+        """(raw int8 outputs [N, classes], index of each output's newest slice [N])."""
+        from tflm_kws import evaluate  # pylint: disable=import-outside-toplevel
+        if self.frames_per_call:
+            self.runner.reset()
+            outputs = self.runner.run(features)
+            last = np.arange(len(outputs)) * self.frames_per_call + self.frames_per_call - 1
+            return outputs, last
+        # The sketch's window starts as zeros and slides by one slice per inference.
+        padded = np.concatenate([np.zeros((window_frames - 1, features.shape[1]), np.int8),
+                                 features])
+        shape = tuple(self.runner.input_detail["shape"])
+        outputs = []
+        for k in range(len(features)):
+            x = evaluate.quantize_input(padded[k:k + window_frames][np.newaxis],
+                                        self.runner.input_detail)
+            outputs.append(self.runner.run(x.reshape(shape)).reshape(-1))
+        return np.array(outputs, np.int8).reshape(len(features), -1), np.arange(len(features))
+
+
+def score_stream(model, audio_int16, config, path=""):
+    """ScoreStream of one int16 signal through the device pipeline."""
+    from tflm_kws import evaluate, frontend  # pylint: disable=import-outside-toplevel
+    features = frontend.compute_stream_features(audio_int16, config)
+    seconds = len(audio_int16) / config.sample_rate
+    if len(features) == 0:
+        return ScoreStream(path, seconds, np.zeros((0, 0), np.uint8), np.zeros(0, np.int64))
+    raw, last = model.raw_outputs(features, config.num_frames)
+    detail = model.runner.output_detail
+    scores = evaluate.device_scores(raw, detail, model.is_probability)
+    # A slice's time is the end of its audio, as keyword_spotter.cpp reports it.
+    times = (last * config.stride_samples + config.window_samples) * 1000 // config.sample_rate
+    return ScoreStream(path, seconds, scores, times.astype(np.int64))
+
+
+def _averaged(stream, num_labels):
+    """Per result: (valid, top label, top integer-averaged score), as the recognizer computes
+    them (they do not depend on the threshold)."""
+    n = len(stream.times_ms)
+    if n == 0:
+        return np.zeros(0, bool), np.zeros(0, int), np.zeros(0, int)
+    times = stream.times_ms
+    sums = np.concatenate([np.zeros((1, num_labels), np.int64),
+                           np.cumsum(stream.scores.astype(np.int64), axis=0)])
+    start = np.searchsorted(times, times - rules.AVERAGE_WINDOW_MS, side="left")
+    max_results = rules.AVERAGE_WINDOW_MS // 20 + 2
+    start = np.maximum(start, np.arange(n) - max_results + 1)
+    count = np.arange(n) - start + 1
+    averages = (sums[np.arange(n) + 1] - sums[start]) // count[:, None]
+    valid = (count >= rules.MINIMUM_COUNT) & (times - times[start]
+                                              >= rules.AVERAGE_WINDOW_MS // 4)
+    return valid, np.argmax(averages, axis=1), averages.max(axis=1)
+
+
+def firings(stream, labels, wake_index, thresholds):
+    """{threshold: times (ms) the wake word fired} of one stream (the recognizer's suppression
+    state follows every label's commands, as on the device)."""
+    valid, top, top_score = _averaged(stream, len(labels))
+    silence = labels.index(rules.SILENCE_LABEL) if rules.SILENCE_LABEL in labels else -1
+    result = {}
+    for threshold in thresholds:
+        previous, previous_time, has_previous, fired = silence, 0, False, []
+        for i in np.nonzero(valid & (top_score > threshold))[0]:
+            label, time_ms = int(top[i]), int(stream.times_ms[i])
+            if (has_previous and previous != silence and label == previous
+                    and time_ms - previous_time <= rules.SUPPRESSION_MS):
+                continue
+            previous, previous_time, has_previous = label, time_ms, True
+            if label == wake_index:
+                fired.append(time_ms)
+        result[threshold] = fired
+    return result
+
+
+def audio_files(directory, what):
+    if not directory or not os.path.isdir(directory):
+        raise FileNotFoundError(f"--{what}={directory!r} is not a directory")
+    paths = sorted(os.path.join(root, name) for root, _, names in os.walk(directory)
+                   for name in names if name.lower().endswith(AUDIO_EXTENSIONS))
+    if not paths:
+        raise FileNotFoundError(f"--{what}={directory}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+    return paths
+
+
+def evaluate(tflite_bytes, config, labels, wake_word, positives, negatives,
+             thresholds=THRESHOLDS, target_fa_per_hour=1.0, log=print):
+    """The wake-word report dict (see the module docstring) for lists of audio file paths."""
+    from tflm_kws import audio  # pylint: disable=import-outside-toplevel
+    if wake_word not in labels:
+        raise ValueError(f"--wake_word={wake_word!r} is not one of the model's labels {labels}")
+    wake = labels.index(wake_word)
+    model = DeviceModel(tflite_bytes)
+    thresholds = sorted(set(int(t) for t in thresholds))
+    skipped = []
+    lead = np.zeros(LEAD_MS * config.sample_rate // 1000, np.int16)
+
+    def streams(paths, embed):
+        for path in paths:
+            try:
+                samples = audio.load_audio(path, config.sample_rate)
+            except (audio.AudioDecodeError, OSError) as err:
+                log(f"skipped {path}: {err}")
+                skipped.append({"path": path, "reason": str(err)})
+                continue
+            if embed:
+                samples = np.concatenate([lead, samples, lead])
+            yield score_stream(model, samples, config, path)
+
+    hits = {t: 0 for t in thresholds}
+    positive_count = 0
+    for stream in streams(positives, embed=True):
+        positive_count += 1
+        for t, fired in firings(stream, labels, wake, thresholds).items():
+            hits[t] += bool(fired)
+    false_accepts = {t: 0 for t in thresholds}
+    negative_seconds = 0.0
+    for stream in streams(negatives, embed=False):
+        negative_seconds += stream.seconds
+        for t, fired in firings(stream, labels, wake, thresholds).items():
+            false_accepts[t] += len(fired)
+    if positive_count == 0 or negative_seconds == 0:
+        raise ValueError("no readable positive or negative audio (see the skipped files)")
+    hours = negative_seconds / 3600.0
+    curve = [{"threshold": t, "frr": 1.0 - hits[t] / positive_count,
+              "false_accepts": false_accepts[t], "fa_per_hour": false_accepts[t] / hours}
+             for t in thresholds]
+    within = [p for p in curve if p["fa_per_hour"] <= target_fa_per_hour]
+    chosen = min(within, key=lambda p: (p["frr"], p["threshold"])) if within else None
+    return {
+        "wake_word": wake_word,
+        "streaming_model": bool(model.frames_per_call),
+        "positives": positive_count,
+        "negative_hours": hours,
+        "curve": curve,
+        "device_threshold": rules.DETECTION_THRESHOLD,
+        "at_device_threshold": next(p for p in curve if p["threshold"] == rules.DETECTION_THRESHOLD)
+        if rules.DETECTION_THRESHOLD in thresholds else None,
+        "target_fa_per_hour": target_fa_per_hour,
+        "threshold_for_target": chosen,
+        "skipped": skipped,
+    }
+
+
+def report_markdown(report):
+    lines = [f"# Wake word '{report['wake_word']}': misses vs false accepts per hour", "",
+             f"{report['positives']} positive files, {report['negative_hours']:.3f} hours of "
+             f"negative audio; {'streaming' if report['streaming_model'] else 'whole-window'} "
+             f"int8 model in TFLM, the sketch's recognizer rules.", ""]
+    chosen = report["threshold_for_target"]
+    lines.append(f"Threshold for <= {report['target_fa_per_hour']:g} false accepts per hour: "
+                 + (f"{chosen['threshold']} (FRR {100 * chosen['frr']:.1f} %, "
+                    f"{chosen['fa_per_hour']:.2f} per hour)" if chosen else "none reaches it"))
+    lines += ["", "| threshold | FRR % | false accepts | per hour |", "|---:|---:|---:|---:|"]
+    for p in report["curve"]:
+        lines.append(f"| {p['threshold']} | {100 * p['frr']:.1f} | {p['false_accepts']} | "
+                     f"{p['fa_per_hour']:.2f} |")
+    if report["skipped"]:
+        lines += ["", "Skipped files:"] + [f"- {s['path']}: {s['reason']}" for s in report["skipped"]]
+    return "\n".join(lines) + "\n"
+
+
+def det_plot(report, path):
+    import matplotlib  # pylint: disable=import-outside-toplevel
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+    from tflm_kws import io_utils  # pylint: disable=import-outside-toplevel
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    curve = report["curve"]
+    # No false accept plots at half of one per the audio's hours (the resolution of the set).
+    floor = 0.5 / report["negative_hours"]
+    ax.plot([max(p["fa_per_hour"], floor) for p in curve], [100 * p["frr"] for p in curve], "o-")
+    ax.set_xscale("log")
+    ax.set_xlabel("false accepts per hour")
+    ax.set_ylabel("false rejection rate (%)")
+    ax.set_title(f"'{report['wake_word']}' on {report['positives']} positives, "
+                 f"{report['negative_hours']:.2f} h negatives")
+    ax.axvline(report["target_fa_per_hour"], color="gray", linestyle=":")
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    io_utils.atomic_savefig(fig, path, dpi=100)
+
+
+def main(argv=None):
+    import argparse  # pylint: disable=import-outside-toplevel
+    from tflm_kws import frontend, io_utils  # pylint: disable=import-outside-toplevel
+    parser = argparse.ArgumentParser(prog="python -m tflm_kws.evaluate_wake_word",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model_dir", required=True, help="a conversion output directory "
+                        "(model_int8[_stream].tflite, features.json)")
+    parser.add_argument("--wake_word", required=True, help="the label that is the wake word")
+    parser.add_argument("--positives", required=True, help="folder of recordings of the phrase")
+    parser.add_argument("--negatives", required=True, help="folder of other audio")
+    parser.add_argument("--target_fa_per_hour", type=float, default=1.0)
+    parser.add_argument("--output_dir", help="default MODEL_DIR/wake_word_<wake word>")
+    args = parser.parse_args(argv)
+    try:
+        config, labels, _ = frontend.load_features_json(
+            os.path.join(args.model_dir, "features.json"))
+        tflite_path = os.path.join(args.model_dir, "model_int8_stream.tflite")
+        if not os.path.exists(tflite_path):
+            tflite_path = os.path.join(args.model_dir, "model_int8.tflite")
+        with open(tflite_path, "rb") as f:
+            tflite_bytes = f.read()
+        report = evaluate(tflite_bytes, config, labels, args.wake_word,
+                          audio_files(args.positives, "positives"),
+                          audio_files(args.negatives, "negatives"),
+                          target_fa_per_hour=args.target_fa_per_hour,
+                          log=lambda m: print(m, file=sys.stderr))
+    except (FileNotFoundError, ValueError) as err:
+        print(f"evaluate_wake_word: error: {err}", file=sys.stderr)
+        return 2
+    out = args.output_dir or os.path.join(args.model_dir, f"wake_word_{args.wake_word}")
+    os.makedirs(out, exist_ok=True)
+    io_utils.atomic_write_json(os.path.join(out, "wake_word.json"), report)
+    with io_utils.atomic_write(os.path.join(out, "wake_word.md"), "w") as f:
+        f.write(report_markdown(report))
+    det_plot(report, os.path.join(out, "det.png"))
+    print(report_markdown(report))
+    print(os.path.join(out, "wake_word.md"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
