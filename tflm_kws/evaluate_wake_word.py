@@ -250,7 +250,7 @@ def det_plot(report, path):
 
 def main(argv=None):
     import argparse  # pylint: disable=import-outside-toplevel
-    from tflm_kws import frontend, io_utils  # pylint: disable=import-outside-toplevel
+    from tflm_kws import experiment, frontend  # pylint: disable=import-outside-toplevel
     parser = argparse.ArgumentParser(prog="python -m tflm_kws.evaluate_wake_word",
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -279,12 +279,10 @@ def main(argv=None):
         print(f"evaluate_wake_word: error: {err}", file=sys.stderr)
         return 2
     out = args.output_dir or os.path.join(args.model_dir, f"wake_word_{args.wake_word}")
-    os.makedirs(out, exist_ok=True)
-    io_utils.atomic_write_json(os.path.join(out, "wake_word.json"), report)
-    with io_utils.atomic_write(os.path.join(out, "wake_word.md"), "w") as f:
-        f.write(report_markdown(report))
+    text = report_markdown(report)
+    experiment.write_report(out, "wake_word", report, text)
     det_plot(report, os.path.join(out, "det.png"))
-    print(report_markdown(report))
+    print(text)
     print(os.path.join(out, "wake_word.md"))
     return 0
 
