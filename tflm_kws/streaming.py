@@ -43,8 +43,7 @@ class NotStreamableError(ValueError):
 class StreamingInfo:
     window_frames: int       # frames the non-streaming model sees
     stride: int              # new frames per call
-    state_bytes: int         # int8 state carried between calls
-    states: list             # [(name, shape)] of inputs 1..
+    state_bytes: int         # int8 state carried between calls (inputs 1..)
 
 
 class _Graph:
@@ -85,7 +84,7 @@ class _Graph:
 
     def opcode(self, builtin, version=1):
         for i, code in enumerate(self.model.operatorCodes):
-            if max(code.builtinCode, code.deprecatedBuiltinCode) == builtin:
+            if _code_builtin(code) == builtin:
                 return i
         code = schema.OperatorCodeT()
         code.builtinCode = builtin
@@ -112,6 +111,13 @@ class _Graph:
         self.add(_OP.CONCATENATION, [state, new], [out],
                  schema.BuiltinOptions.ConcatenationOptions, options)
 
+    def streamed(self, like, frames, name=None):
+        """A new tensor like activation `like` (index) with `frames` frames on the time axis
+        (named `name`, default like's name + "/stream")."""
+        tensor = self.sub.tensors[like]
+        return self.tensor(tensor, [1, frames] + list(tensor.shape[2:]),
+                           name or tensor.name.decode() + "/stream")
+
     def drop_oldest(self, buffer, frames, shape, out, name):
         """out = buffer[:, frames:] (the next state)."""
         options = schema.StridedSliceOptionsT()
@@ -122,9 +128,13 @@ class _Graph:
                  schema.BuiltinOptions.StridedSliceOptions, options)
 
 
-def _builtin(model, op):
-    code = model.operatorCodes[op.opcodeIndex]
+def _code_builtin(code):
+    # Codes below 127 may sit in the deprecated field only; newer ones in builtinCode only.
     return max(code.builtinCode, code.deprecatedBuiltinCode)
+
+
+def _builtin(model, op):
+    return _code_builtin(model.operatorCodes[op.opcodeIndex])
 
 
 def _op_name(builtin):
@@ -169,14 +179,11 @@ def streaming_model(tflite_bytes):
             stride *= op.builtinOptions.strideH
     rate = {in_index: stride}
     stream_of = {}
-    new_input = graph.tensor(tensors[in_index], [1, stride] + list(tensors[in_index].shape[2:]),
-                             "frames")
+    new_input = graph.streamed(in_index, stride, "frames")
     stream_of[in_index] = new_input
-    state_inputs, state_outputs, states = [], [], []
+    state_inputs, state_outputs = [], []
+    state_bytes = 0
     pooled = set()  # tensors that no longer have a time axis (at or after the pooling)
-
-    def time_of(index):
-        return int(tensors[index].shape[1])
 
     for position, op in enumerate(sub.operators):
         builtin = _builtin(model, op)
@@ -200,7 +207,7 @@ def streaming_model(tflite_bytes):
             if len(out_shape) < 2 or out_shape[1] != in_shape[1]:
                 raise NotStreamableError(f"{name} moves the time axis ({in_shape} -> {out_shape})")
             shape = [1, n] + out_shape[2:]
-            new_out = graph.tensor(tensors[out], shape, tensors[out].name.decode() + "/stream")
+            new_out = graph.streamed(out, n)
             options = schema.ReshapeOptionsT()
             options.newShape = np.asarray(shape, np.int32)
             graph.add(_OP.RESHAPE, [stream_of[x], graph.constant(shape, f"{name}/shape")],
@@ -212,15 +219,14 @@ def streaming_model(tflite_bytes):
             if paddings is None or tuple(paddings[1]) != (0, 0):
                 raise NotStreamableError(f"{name} pads in time; only padding along other axes "
                                          f"streams")
-            new_out = graph.tensor(tensors[out], [1, n] + out_shape[2:],
-                                   tensors[out].name.decode() + "/stream")
+            new_out = graph.streamed(out, n)
             graph.add(builtin, [stream_of[x]] + ins[1:], [new_out], like=op)
             stream_of[out], rate[out] = new_out, n
             continue
         if builtin not in (_OP.CONV_2D, _OP.DEPTHWISE_CONV_2D, _OP.AVERAGE_POOL_2D):
             raise NotStreamableError(f"{name} on a time-varying tensor has no streaming form")
         kernel, step, padding = _temporal_kernel(model, op, builtin)
-        length = time_of(x)
+        length = int(tensors[x].shape[1])
         is_pool = builtin == _OP.AVERAGE_POOL_2D
         if is_pool:
             if out_shape[1] != 1 or kernel != length:
@@ -253,19 +259,17 @@ def streaming_model(tflite_bytes):
             buffer_shape = [1, carried + n] + rest
             buffer = graph.tensor(in_tensor, buffer_shape, f"buffer/{label}")
             graph.concat_time(state_in, source, buffer)
-            graph.drop_oldest(buffer, buffer_shape[1] - carried, buffer_shape, state_out,
-                              f"{label}/next_state")
+            graph.drop_oldest(buffer, n, buffer_shape, state_out, f"{label}/next_state")
             state_inputs.append(state_in)
             state_outputs.append(state_out)
-            states.append((f"state/{label}", [1, carried] + rest))
+            state_bytes += int(np.prod([carried] + rest))
             source = buffer
         if is_pool:
             # The pooled tensor has no time axis: it and everything after it stay as they are.
             graph.add(builtin, [source] + ins[1:], outs, like=op)
             pooled.add(out)
             continue
-        new_out = graph.tensor(tensors[out], [1, out_rate] + out_shape[2:],
-                               tensors[out].name.decode() + "/stream")
+        new_out = graph.streamed(out, out_rate)
         graph.add(builtin, [source] + ins[1:], [new_out], like=op)
         stream_of[out], rate[out] = new_out, out_rate
     (out_index,) = [int(i) for i in sub.outputs]
@@ -276,16 +280,17 @@ def streaming_model(tflite_bytes):
     sub.inputs = np.asarray([new_input] + state_inputs, np.int32)
     sub.outputs = np.asarray([out_index] + state_outputs, np.int32)
     model.signatureDefs = []  # they name the non-streaming input
-    state_bytes = sum(int(np.prod(shape)) for _, shape in states)
-    info = StreamingInfo(window_frames=window, stride=stride, state_bytes=state_bytes,
-                         states=states)
+    info = StreamingInfo(window_frames=window, stride=stride, state_bytes=state_bytes)
     return bytes(flatbuffer_utils.convert_object_to_bytearray(model)), info
+
+
+def _subgraph(tflite_bytes):
+    return flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite_bytes)).subgraphs[0]
 
 
 def layout(tflite_bytes):
     """(frames a call, state bytes) of a streaming flatbuffer; (0, 0) for a whole-window one."""
-    model = flatbuffer_utils.convert_bytearray_to_object(bytearray(tflite_bytes))
-    sub = model.subgraphs[0]
+    sub = _subgraph(tflite_bytes)
     if len(sub.inputs) == 1:
         return 0, 0
     frames = int(sub.tensors[sub.inputs[0]].shape[1])
@@ -303,8 +308,7 @@ class StreamingRunner:
         self.input_detail = self.interpreter.get_input_details(0)
         self.output_detail = self.interpreter.get_output_details(0)
         self.stride = int(self.input_detail["shape"][1])
-        self.num_states = len(flatbuffer_utils.convert_bytearray_to_object(
-            bytearray(stream_bytes)).subgraphs[0].inputs) - 1
+        self.num_states = len(_subgraph(stream_bytes).inputs) - 1
         self.reset()
 
     def reset(self):
