@@ -87,7 +87,7 @@ def score_stream(model, audio_int16, config, path=""):
     return ScoreStream(path, seconds, scores, times.astype(np.int64))
 
 
-def _averaged(stream, num_labels):
+def _averaged(stream, num_labels, stride_ms):
     """Per result: (valid, top label, top integer-averaged score), as the recognizer computes
     them (they do not depend on the threshold)."""
     n = len(stream.times_ms)
@@ -97,8 +97,7 @@ def _averaged(stream, num_labels):
     sums = np.concatenate([np.zeros((1, num_labels), np.int64),
                            np.cumsum(stream.scores.astype(np.int64), axis=0)])
     start = np.searchsorted(times, times - rules.AVERAGE_WINDOW_MS, side="left")
-    max_results = rules.AVERAGE_WINDOW_MS // 20 + 2
-    start = np.maximum(start, np.arange(n) - max_results + 1)
+    start = np.maximum(start, np.arange(n) - rules.max_results(stride_ms) + 1)
     count = np.arange(n) - start + 1
     averages = (sums[np.arange(n) + 1] - sums[start]) // count[:, None]
     valid = (count >= rules.MINIMUM_COUNT) & (times - times[start]
@@ -106,10 +105,10 @@ def _averaged(stream, num_labels):
     return valid, np.argmax(averages, axis=1), averages.max(axis=1)
 
 
-def firings(stream, labels, wake_index, thresholds):
+def firings(stream, labels, wake_index, thresholds, stride_ms=rules.STRIDE_MS):
     """{threshold: times (ms) the wake word fired} of one stream (the recognizer's suppression
     state follows every label's commands, as on the device)."""
-    valid, top, top_score = _averaged(stream, len(labels))
+    valid, top, top_score = _averaged(stream, len(labels), stride_ms)
     silence = labels.index(rules.SILENCE_LABEL) if rules.SILENCE_LABEL in labels else -1
     result = {}
     for threshold in thresholds:
@@ -177,13 +176,15 @@ def evaluate(tflite_bytes, config, labels, wake_word, positives, negatives,
     positive_count = 0
     for stream in positive_streams():
         positive_count += 1
-        for t, fired in firings(stream, labels, wake, thresholds).items():
+        for t, fired in firings(stream, labels, wake, thresholds,
+                                    config.window_stride_ms).items():
             hits[t] += bool(fired)
     false_accepts = {t: 0 for t in thresholds}
     negative_seconds = 0.0
     for stream in negative_streams():
         negative_seconds += stream.seconds
-        for t, fired in firings(stream, labels, wake, thresholds).items():
+        for t, fired in firings(stream, labels, wake, thresholds,
+                                    config.window_stride_ms).items():
             false_accepts[t] += len(fired)
     if positive_count == 0 or negative_seconds == 0:
         raise ValueError("no readable positive or negative audio (see the skipped files)")

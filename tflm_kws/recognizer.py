@@ -16,6 +16,13 @@ DETECTION_THRESHOLD = 200
 SUPPRESSION_MS = 1500
 MINIMUM_COUNT = 3
 SILENCE_LABEL = "_silence_"
+STRIDE_MS = 20  # the frontend's default hop (kFeatureWindowStrideMs)
+
+
+def max_results(stride_ms=STRIDE_MS):
+    """The results the C++ ring keeps: one per slice across the window, plus 2 (the oldest is
+    dropped beyond that)."""
+    return AVERAGE_WINDOW_MS // int(stride_ms) + 2
 
 
 @dataclasses.dataclass
@@ -31,14 +38,13 @@ class RecognizeCommands:
 
     def __init__(self, labels, threshold=DETECTION_THRESHOLD, average_window_ms=AVERAGE_WINDOW_MS,
                  suppression_ms=SUPPRESSION_MS, minimum_count=MINIMUM_COUNT,
-                 stride_ms=20):
+                 stride_ms=STRIDE_MS):
         self.labels = list(labels)
         self.threshold = int(threshold)
         self.average_window_ms = int(average_window_ms)
         self.suppression_ms = int(suppression_ms)
         self.minimum_count = int(minimum_count)
-        # The C++ ring holds one result per slice across the window, plus 2.
-        self.max_results = self.average_window_ms // int(stride_ms) + 2
+        self.max_results = max_results(stride_ms)
         self.silence = self.labels.index(SILENCE_LABEL) if SILENCE_LABEL in self.labels else -1
         self.results = []  # [(time_ms, scores tuple)], oldest first
         self.previous_top = self.silence
