@@ -8,6 +8,11 @@
 #include "tensorflow/lite/schema/schema_generated.h"
 #include "tensorflow/lite/schema/schema_utils.h"
 
+namespace {
+// Frames of input 0: a streaming model's new frames, else the whole window.
+constexpr int kInputFrames = kModelStreamFrames > 0 ? kModelStreamFrames : kFeatureFrameCount;
+}  // namespace
+
 ModelRunner::ModelRunner(uint8_t* arena, size_t arena_size)
     : arena_(arena),
       arena_size_(arena_size),
@@ -69,12 +74,11 @@ bool ModelRunner::Begin(const unsigned char* model_data) {
 bool ModelRunner::CheckTensors() {
   const TfLiteTensor* input = interpreter_->input(0);
   const TfLiteIntArray* dims = input->dims;
-  const int frames = kModelStreamFrames > 0 ? kModelStreamFrames : kFeatureFrameCount;
   if (input->type != kTfLiteInt8 || dims->size != 4 || dims->data[0] != 1 ||
-      dims->data[1] != frames || dims->data[2] != kFeatureChannelCount || dims->data[3] != 1) {
+      dims->data[1] != kInputFrames || dims->data[2] != kFeatureChannelCount || dims->data[3] != 1) {
     KwsLog("Bad model input: want int8 [1, %d, %d, 1], got type %d with %d dims "
            "[%d, %d, %d, %d]",
-           frames, kFeatureChannelCount, static_cast<int>(input->type),
+           kInputFrames, kFeatureChannelCount, static_cast<int>(input->type),
            dims->size, dims->size > 0 ? dims->data[0] : 0, dims->size > 1 ? dims->data[1] : 0,
            dims->size > 2 ? dims->data[2] : 0, dims->size > 3 ? dims->data[3] : 0);
     return false;
@@ -121,7 +125,7 @@ bool ModelRunner::CheckStates() {
     }
     total += in->bytes;
   }
-  if (total != static_cast<size_t>(kModelStreamFrames > 0 ? kModelStateBytes : 0)) {
+  if (total != static_cast<size_t>(kModelStateBytes)) {
     KwsLog("Streaming model state is %d bytes, model_data.h says kModelStateBytes = %d",
            static_cast<int>(total), kModelStateBytes);
     return false;
@@ -142,8 +146,7 @@ void ModelRunner::ResetState() {
 
 bool ModelRunner::Invoke(const int8_t* features, uint8_t* scores) {
   // TFLM may reuse the input tensors' memory during Invoke(): write them before every call.
-  const int frames = kModelStreamFrames > 0 ? kModelStreamFrames : kFeatureFrameCount;
-  QuantizeFeatures(features, frames, interpreter_->input(0)->data.int8);
+  QuantizeFeatures(features, kInputFrames, interpreter_->input(0)->data.int8);
   const size_t states = interpreter_->inputs_size() - 1;
   const int8_t* state = state_;
   for (size_t i = 1; i <= states; ++i) {
