@@ -164,9 +164,6 @@ def convert_and_verify(fused_model, dataset, labels, qat_epochs, learning_rate=1
     stream_bytes, report["streaming"] = streaming.verify(tflite_bytes, x_test, y_test, tflm)
     if stream_bytes is not None:
         stream = report["streaming"]
-        stream["tensor_arena_size"] = export.recommended_arena_bytes(
-            stream["arena_used_bytes"], stream["cmsis_nn_scratch_bytes"])
-        stream["ops"] = export.op_names(stream_bytes)
         log(f"streaming model ({stream['frames_per_call']} frames a call): outputs identical to "
             f"the whole-window model on {stream['identical_outputs']} / {stream['clips']} test "
             f"clips")
@@ -327,12 +324,11 @@ def write_artifacts(output_dir, tflite_bytes, report, config, labels, arduino_di
         with io_utils.atomic_write(stream_path, "wb") as f:
             f.write(stream_bytes)
         paths.append(stream_path)
-        sketch = report["streaming"]
+        sketch_bytes, sketch = stream_bytes, report["streaming"]
     else:
         if os.path.exists(stream_path):  # from an earlier conversion of another model
             os.remove(stream_path)
-        sketch = report
-    sketch_bytes = tflite_bytes if stream_bytes is None else stream_bytes
+        sketch_bytes, sketch = tflite_bytes, report
     for directory in [output_dir] + ([arduino_dir] if arduino_dir else []):
         if not os.path.isdir(directory):
             raise FileNotFoundError(f"--arduino_dir is not a directory: {directory}")

@@ -355,7 +355,8 @@ def stream_window(runner, window_int8):
 def verify(tflite_bytes, features_int8, labels, window_outputs):
     """(streaming bytes or None, report dict): the streaming form of `tflite_bytes`, checked on
     every clip of `features_int8` [N, frames, channels] against the non-streaming model's TFLM
-    outputs `window_outputs` [N, classes] (raw int8); labels [N] give its accuracy."""
+    outputs `window_outputs` [N, classes] (raw int8); labels [N] give its accuracy. The dict also
+    holds what the sketch needs of it: arena (kTensorArenaSize as conversion sizes it) and ops."""
     try:
         stream_bytes, info = streaming_model(tflite_bytes)
     except NotStreamableError as err:
@@ -364,6 +365,8 @@ def verify(tflite_bytes, features_int8, labels, window_outputs):
     outputs = np.stack([stream_window(runner, clip) for clip in features_int8])
     identical = int(np.sum(np.all(outputs == np.asarray(window_outputs), axis=1)))
     from tflm_kws import export  # pylint: disable=import-outside-toplevel
+    arena_used = export.tflm_arena_used_bytes(stream_bytes)
+    scratch = export.cmsis_nn_scratch_bytes(stream_bytes)
     return stream_bytes, {
         "streamable": True,
         "frames_per_call": info.stride,
@@ -372,8 +375,10 @@ def verify(tflite_bytes, features_int8, labels, window_outputs):
         "identical_outputs": identical,
         "clips": int(len(features_int8)),
         "accuracy": float(np.mean(np.argmax(outputs, axis=1) == np.asarray(labels))),
-        "arena_used_bytes": export.tflm_arena_used_bytes(stream_bytes),
-        "cmsis_nn_scratch_bytes": export.cmsis_nn_scratch_bytes(stream_bytes),
+        "arena_used_bytes": arena_used,
+        "cmsis_nn_scratch_bytes": scratch,
+        "tensor_arena_size": export.recommended_arena_bytes(arena_used, scratch),
+        "ops": export.op_names(stream_bytes),
         "flatbuffer_bytes": len(stream_bytes),
     }
 
