@@ -493,10 +493,7 @@ def test_model_scores_are_the_python_scores_on_real_clips(core_tools, committed_
 
 
 def _spotter(binary, wav, windows, *flags):
-    proc = subprocess.run([str(binary), f"--windows_out={windows}", *map(str, flags), str(wav)],
-                          capture_output=True, text=True)
-    assert proc.returncode == 0, proc.stderr
-    return [line.split() for line in proc.stdout.splitlines()]
+    return _spotter_resets(binary, wav, windows, *flags)[0]
 
 
 @pytest.mark.parametrize("clip,word", [("yes_1000ms.wav", "yes"), ("no_1000ms.wav", None),
@@ -541,6 +538,7 @@ def test_keyword_spotter_with_the_real_model(feature_tools, committed_model, tmp
 
 
 def _spotter_resets(binary, wav, windows, *flags):
+    """kws_spotter_replay's output lines (split) and how often it reset the model's state."""
     proc = subprocess.run([str(binary), f"--windows_out={windows}", *map(str, flags), str(wav)],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
