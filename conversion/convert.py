@@ -13,6 +13,7 @@ from absl import flags
 
 from tflm_kws import cli
 from tflm_kws import conversion
+from tflm_kws import evaluate_wake_word
 
 FLAGS = flags.FLAGS
 
@@ -33,6 +34,15 @@ def define_flags():
                          lower_bound=1)
     flags.DEFINE_integer("representative_samples", 200, "Training clips used to calibrate the int8 "
                          "ranges.", lower_bound=1)
+    flags.DEFINE_string("wake_word_positives", None, "Folder of real recordings of the wake "
+                        "word (any length): with --wake_word_negatives, the model is evaluated as "
+                        "a wake word (tflm_kws.evaluate_wake_word) and the threshold for "
+                        "--target_fa_per_hour goes into model_data.h. Use recordings the model "
+                        "was not trained or tuned on.")
+    flags.DEFINE_string("wake_word_negatives", None, "Folder of real audio without the wake word "
+                        "(other speech, noise; hours for a 1-per-hour rate).")
+    flags.DEFINE_float("target_fa_per_hour", 1.0, "False accepts per hour the threshold is "
+                       "chosen for.", lower_bound=0.0)
     flags.DEFINE_string("cache_dir", None, "Feature cache (default: metrics.json's cache_dir, else "
                         "<model_dir>/feature_cache).")
 
@@ -46,7 +56,8 @@ def main(argv):
         report, paths = conversion.convert(
             FLAGS.model_dir, FLAGS.qat_epochs, FLAGS.data_dir, FLAGS.output_dir, FLAGS.arduino_dir,
             FLAGS.qat_learning_rate, FLAGS.batch_size, FLAGS.representative_samples,
-            FLAGS.cache_dir)
+            FLAGS.cache_dir, FLAGS.wake_word_positives, FLAGS.wake_word_negatives,
+            FLAGS.target_fa_per_hour)
     except (FileNotFoundError, ValueError) as err:
         # Bad input or an undeployable model (export.DeployError): the message names the file,
         # flag, op or layer; a traceback would bury it.
@@ -59,6 +70,8 @@ def main(argv):
     print(f"arena {report['arena_used_bytes']} B used, kTensorArenaSize "
           f"{report['tensor_arena_size']} | flash {report['flatbuffer_bytes']} B | params "
           f"{report['params']:,} | MACs {report['macs']:,} | ops {', '.join(report['ops'])}")
+    if "wake_word" in report:
+        print(evaluate_wake_word.summary_line(report["wake_word"]))
     for path in paths:
         print(path)
     if report["tflm_identical_outputs"] != total:

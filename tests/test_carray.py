@@ -51,6 +51,9 @@ constexpr int kTensorArenaUsedBytes = 9000;
 // calls in inputs / outputs 1..
 constexpr int kModelStreamFrames = 0;
 constexpr int kModelStateBytes = 0;
+// The recognizer fires when a label's averaged score (of 255) exceeds this: micro_speech's
+// default (no real recordings given to conversion)
+constexpr int kDetectionThreshold = 200;
 // Exactly the builtin ops the model uses, as MicroMutableOpResolver Add* calls
 constexpr int kModelOpCount = 4;
 #define TFLM_KWS_ADD_MODEL_OPS(resolver) \\

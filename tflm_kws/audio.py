@@ -142,3 +142,13 @@ def fit_to_length(audio: np.ndarray, length: int, rng=None) -> np.ndarray:
         before = (length - n) // 2
         return np.pad(audio, (before, length - n - before))
     return audio
+
+
+def loudest_window(audio: np.ndarray, length: int) -> np.ndarray:
+    """The `length` samples of `audio` with the most energy (a recording longer than a clip, with
+    silence around the phrase); a shorter one as is."""
+    if audio.shape[0] <= length:
+        return audio
+    energy = np.concatenate([[0.0], np.cumsum(np.square(audio.astype(np.float64)))])
+    start = int(np.argmax(energy[length:] - energy[:-length]))
+    return audio[start:start + length]

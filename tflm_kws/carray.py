@@ -10,6 +10,7 @@ import os
 from tflm_kws import export
 from tflm_kws import frontend
 from tflm_kws import io_utils
+from tflm_kws import recognizer
 from tflm_kws import streaming
 
 HEADER_NAME = "model_data.h"
@@ -68,10 +69,16 @@ def resolver_methods(op_names):
 
 
 def header_text(config: frontend.FrontendConfig, labels, arena_size, op_names, arena_used_bytes,
-                stream_frames=0, state_bytes=0):
+                stream_frames=0, state_bytes=0, detection_threshold=None):
     """model_data.h content. arena_size: kTensorArenaSize (the sketch's arena); arena_used_bytes:
     what TFLM measured the model to use, below which the sketch refuses to start; stream_frames,
-    state_bytes: of a streaming model (`tflm_kws.streaming`), 0 for a whole-window model."""
+    state_bytes: of a streaming model (`tflm_kws.streaming`), 0 for a whole-window model;
+    detection_threshold: the recognizer's kDetectionThreshold, chosen for this model on real
+    recordings (`evaluate_wake_word`), or None for micro_speech's 200."""
+    chosen = detection_threshold is not None
+    threshold = int(detection_threshold) if chosen else recognizer.DETECTION_THRESHOLD
+    if not 0 <= threshold <= 255:
+        raise ValueError(f"detection threshold {threshold} is not in [0, 255]")
     if arena_size % 16:
         raise ValueError(f"arena size {arena_size} is not a multiple of 16")
     if not 0 < arena_used_bytes <= arena_size:
@@ -108,6 +115,12 @@ def header_text(config: frontend.FrontendConfig, labels, arena_size, op_names, a
         "// calls in inputs / outputs 1..",
         f"constexpr int kModelStreamFrames = {int(stream_frames)};",
         f"constexpr int kModelStateBytes = {int(state_bytes)};",
+        ("// The recognizer fires when a label's averaged score (of 255) exceeds this: chosen for "
+         "this model" if chosen else "// The recognizer fires when a label's averaged score (of "
+         "255) exceeds this: micro_speech's"),
+        ("// on real recordings for a target false-accept rate (tflm_kws.evaluate_wake_word)"
+         if chosen else "// default (no real recordings given to conversion)"),
+        f"constexpr int kDetectionThreshold = {threshold};",
         "// Exactly the builtin ops the model uses, as MicroMutableOpResolver Add* calls",
         f"constexpr int kModelOpCount = {len(methods)};",
         "#define TFLM_KWS_ADD_MODEL_OPS(resolver) \\",
@@ -140,13 +153,13 @@ def source_text(tflite_bytes, labels):
 
 
 def write_model_data(directory, tflite_bytes, config, labels, arena_size, op_names,
-                     arena_used_bytes):
+                     arena_used_bytes, detection_threshold=None):
     """Writes model_data.h and model_data.cc into `directory` (atomically); returns both paths."""
     header = os.path.join(directory, HEADER_NAME)
     source = os.path.join(directory, SOURCE_NAME)
     stream_frames, state_bytes = streaming.layout(tflite_bytes)
     header_content = header_text(config, labels, arena_size, op_names, arena_used_bytes,
-                                 stream_frames, state_bytes)
+                                 stream_frames, state_bytes, detection_threshold)
     source_content = source_text(tflite_bytes, labels)
     with io_utils.atomic_write(header, "w") as f:
         f.write(header_content)

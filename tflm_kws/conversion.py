@@ -22,12 +22,14 @@ from absl import logging
 from tflm_kws import carray
 from tflm_kws import complexity
 from tflm_kws import evaluate
+from tflm_kws import evaluate_wake_word
 from tflm_kws import export
 from tflm_kws import frontend
 from tflm_kws import io_utils
 from tflm_kws import metrics
 from tflm_kws import quantize
 from tflm_kws import streaming
+from tflm_kws.data.spec import SILENCE_LABEL, UNKNOWN_LABEL
 
 TFLITE_NAME = "model_int8.tflite"
 STREAM_TFLITE_NAME = "model_int8_stream.tflite"
@@ -334,7 +336,7 @@ def write_artifacts(output_dir, tflite_bytes, report, config, labels, arduino_di
             raise FileNotFoundError(f"--arduino_dir is not a directory: {directory}")
         paths += carray.write_model_data(directory, sketch_bytes, config, labels,
                                          sketch["tensor_arena_size"], sketch["ops"],
-                                         sketch["arena_used_bytes"])
+                                         sketch["arena_used_bytes"], _chosen_threshold(report))
     json_path = os.path.join(output_dir, REPORT_JSON)
     io_utils.atomic_write_json(json_path, report)
     md_path = os.path.join(output_dir, REPORT_MD)
@@ -343,17 +345,49 @@ def write_artifacts(output_dir, tflite_bytes, report, config, labels, arduino_di
     return paths + [json_path, md_path]
 
 
+def _chosen_threshold(report):
+    chosen = (report.get("wake_word") or {}).get("threshold_for_target")
+    return chosen["threshold"] if chosen else None
+
+
+def wake_word_label(labels):
+    """The one label that is neither `_silence_` nor `_unknown_`; ValueError if there are more."""
+    words = [label for label in labels if label not in (SILENCE_LABEL, UNKNOWN_LABEL)]
+    if len(words) != 1:
+        raise ValueError(f"--wake_word_positives needs a wake-word model (one label besides "
+                         f"{SILENCE_LABEL} and {UNKNOWN_LABEL}); this one has {words}")
+    return words[0]
+
+
+def choose_threshold(sketch_bytes, config, labels, positives_dir, negatives_dir,
+                     target_fa_per_hour=1.0, log=logging.info):
+    """evaluate_wake_word's report of the sketch's model on real recordings (folders), whose
+    threshold_for_target becomes model_data.h's kDetectionThreshold."""
+    return evaluate_wake_word.evaluate(
+        sketch_bytes, config, labels, wake_word_label(labels),
+        evaluate_wake_word.audio_files(positives_dir, "wake_word_positives"),
+        evaluate_wake_word.audio_files(negatives_dir, "wake_word_negatives"),
+        target_fa_per_hour=target_fa_per_hour, log=log)
+
+
 def convert(model_dir, qat_epochs=3, data_dir=None, output_dir=None, arduino_dir=None,
-            learning_rate=1e-4, batch_size=100, representative_samples=200, cache_dir=None):
+            learning_rate=1e-4, batch_size=100, representative_samples=200, cache_dir=None,
+            wake_word_positives=None, wake_word_negatives=None, target_fa_per_hour=1.0):
     """The whole conversion of a training output directory; returns (report dict, artifact paths).
 
     data_dir: evaluate on another copy of the data (default: the one in features.json);
     output_dir: where the artifacts go (default: model_dir); arduino_dir: also write
     model_data.h/.cc there; cache_dir: feature cache (default: metrics.json's, else
-    <model_dir>/feature_cache). FileNotFoundError / ValueError (export.DeployError for a model
-    TFLM cannot run) name the file, option, op or layer that is wrong."""
+    <model_dir>/feature_cache); wake_word_positives / wake_word_negatives: folders of real
+    recordings of the wake word and of other audio: the model is evaluated on them as a wake word
+    (report["wake_word"]) and the threshold for `target_fa_per_hour` goes into model_data.h.
+    FileNotFoundError / ValueError (export.DeployError for a model TFLM cannot run) name the file,
+    option, op or layer that is wrong."""
     if arduino_dir and not os.path.isdir(arduino_dir):
         raise FileNotFoundError(f"--arduino_dir is not a directory: {arduino_dir}")
+    if bool(wake_word_positives) != bool(wake_word_negatives):
+        raise ValueError("--wake_word_positives and --wake_word_negatives go together (real "
+                         "recordings of the wake word, and of other audio)")
     model, config, labels, data_spec, training_metrics = load_training_output(model_dir)
     cache_dir = cache_dir or training_metrics.get("cache_dir") or os.path.join(model_dir,
                                                                                "feature_cache")
@@ -366,6 +400,10 @@ def convert(model_dir, qat_epochs=3, data_dir=None, output_dir=None, arduino_dir
     report.update(complexity.count_params_and_macs(model))
     report["model"] = training_metrics.get("model", model.name)
     report["data_dir"] = (data_dir if data_dir is not None else (data_spec or {}).get("data_dir"))
+    if wake_word_positives:
+        report["wake_word"] = choose_threshold(
+            stream_bytes if stream_bytes is not None else tflite_bytes, config, labels,
+            wake_word_positives, wake_word_negatives, target_fa_per_hour)
     paths = write_artifacts(output_dir or model_dir, tflite_bytes, report, config, labels,
                             arduino_dir, stream_bytes)
     return report, paths

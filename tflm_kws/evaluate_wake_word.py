@@ -209,6 +209,27 @@ def evaluate(tflite_bytes, config, labels, wake_word, positives, negatives,
     }
 
 
+def summary_line(report):
+    """One line for a command's output: recall on the real recordings at the chosen threshold and
+    at the sketch's default, and how far the negatives resolve the false-accept rate."""
+    chosen, default = report["threshold_for_target"], report["at_device_threshold"]
+    hours = report["negative_hours"]
+    text = (f"wake word '{report['wake_word']}' on real recordings ({report['positives']} "
+            f"positives, {hours:.2f} h of negatives): ")
+    if chosen:
+        text += (f"recall {1 - chosen['frr']:.3f} at threshold {chosen['threshold']} "
+                 f"({chosen['fa_per_hour']:.2f} false accepts per hour)")
+    else:
+        text += f"no threshold reaches {report['target_fa_per_hour']:g} false accepts per hour"
+    if default:
+        text += (f"; at the default {default['threshold']}: recall {1 - default['frr']:.3f}, "
+                 f"{default['fa_per_hour']:.2f} per hour")
+    if hours * report["target_fa_per_hour"] < 1:
+        text += (f" (under {1 / report['target_fa_per_hour']:g} h of negatives: 0 false accepts "
+                 f"is all they can show)")
+    return text
+
+
 def report_markdown(report):
     lines = [f"# Wake word '{report['wake_word']}': misses vs false accepts per hour", "",
              f"{report['positives']} positive files, {report['negative_hours']:.3f} hours of "

@@ -19,6 +19,7 @@ import math
 import os
 import shutil
 import time
+from typing import Optional
 
 import tensorflow as tf
 import tf_keras as keras
@@ -80,6 +81,9 @@ class TrainConfig:
     fuse_every: int = 0
     cache_dir: str = DEFAULT_CACHE_DIR
     verbose: int = 1
+    # Transfer: a training output directory (same model and model_params, any labels) whose
+    # train_model.keras gives every layer but the classifier its starting weights.
+    init_from: Optional[str] = None
 
     def __post_init__(self):
         checks = (("epochs", self.epochs >= 1, ">= 1"),
@@ -110,6 +114,8 @@ class TrainConfig:
             identity["mixup_alpha"] = self.mixup_alpha
         if self.label_smoothing:
             identity["label_smoothing"] = self.label_smoothing
+        if self.init_from:
+            identity["init_from"] = self.init_from
         return checkpointing.canonical(identity)
 
 
@@ -137,7 +143,8 @@ def model_hparams(name, overrides):
 OPTION_NAMES = ("output_dir", "data_dir", "wanted_words", "wake_word", "data_params",
                 "frontend_params", "model", "model_params", "data_seed", "epochs", "batch_size",
                 "learning_rate", "lr_schedule", "warmup_fraction", "weight_decay", "mixup_alpha",
-                "label_smoothing", "seed", "resume", "fuse_every", "cache_dir", "verbose")
+                "label_smoothing", "seed", "resume", "fuse_every", "cache_dir", "verbose",
+                "init_from")
 
 
 def config_from_options(output_dir, *, data_dir=None, wanted_words=None, wake_word=None,
@@ -174,6 +181,9 @@ def config_from_options(output_dir, *, data_dir=None, wanted_words=None, wake_wo
     spec_dict = dict(data_params, data_dir=os.path.abspath(data_dir) if data_dir else None,
                      wanted_words=wanted_words, seed=data_seed,
                      wake_word=wake_word or kws_data.DataSpec().wake_word)
+    for name in ("negatives_dir", "positives_dir"):
+        if spec_dict.get(name):
+            spec_dict[name] = os.path.abspath(os.path.expanduser(spec_dict[name]))
     try:
         spec = kws_data.DataSpec.from_dict(spec_dict)
     except (TypeError, ValueError) as e:
@@ -182,6 +192,8 @@ def config_from_options(output_dir, *, data_dir=None, wanted_words=None, wake_wo
         frontend_config = frontend.FrontendConfig.from_dict(dict(frontend_params or {}))
     except (TypeError, ValueError) as e:
         raise UserInputError(f"--frontend_params: {e}") from None
+    if training_options.get("init_from"):
+        training_options["init_from"] = os.path.abspath(training_options["init_from"])
     if "cache_dir" in training_options:
         training_options["cache_dir"] = os.path.abspath(
             os.path.expanduser(training_options["cache_dir"]))
@@ -395,6 +407,9 @@ def train(config, strategy=None):
         # Slot variables exist before a restore, so every saved value has its variable to go to.
         optimizer.build(model.trainable_variables)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
+    if config.init_from and not initial_epoch:
+        copied = initialize_from(model, config.init_from)
+        print(f"Transfer: {copied} layer(s) start from {config.init_from}", flush=True)
     if initial_epoch:
         path = os.path.join(checkpoint_dir, state["checkpoint"])
         checkpoint.restore(path).assert_existing_objects_matched()
@@ -425,6 +440,31 @@ def train(config, strategy=None):
         return None
     return _finalize(config, data, labels, num_examples, state, steps_per_epoch, model,
                      epoch_checkpoint.last_commit_time)
+
+
+def initialize_from(model, run_dir):
+    """Copies into `model` the weights of every layer of run_dir's train_model.keras with the same
+    name and weight shapes (all but a classifier with another number of labels). Returns how
+    many layers were copied; UserInputError when run_dir has no such model or nothing matches."""
+    path = os.path.join(run_dir, TRAIN_MODEL)
+    if not os.path.isfile(path):
+        raise UserInputError(f"--init_from={run_dir!r}: no {TRAIN_MODEL} there (a finished "
+                             f"training output directory is needed)")
+    source = {layer.name: layer for layer in keras.models.load_model(path, compile=False).layers}
+    copied = 0
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if not weights or layer.name not in source:
+            continue
+        theirs = source[layer.name].get_weights()
+        if [w.shape for w in theirs] == [w.shape for w in weights]:
+            layer.set_weights(theirs)
+            copied += 1
+    if not copied:
+        raise UserInputError(f"--init_from={run_dir!r}: no layer of its model matches "
+                             f"'{model.name}' in name and shapes (same --model and --model_params "
+                             f"needed)")
+    return copied
 
 
 def _finalize(config, data, labels, num_examples, state, steps_per_epoch, trained_model,

@@ -82,6 +82,9 @@ def define_flags(flag_values=FLAGS):
     integer("fuse_every", TrainConfig.fuse_every, "Also fuse and verify the model every N epochs, "
             "logging the fused model's validation accuracy (0: only at the end).", lower_bound=0,
             flag_values=fv)
+    string("init_from", None, "Transfer: a training output directory of the same --model and "
+           "--model_params (e.g. trained on real Speech Commands words) whose weights start every "
+           "layer but the classifier.", flag_values=fv)
     enum("strategy", "default", list(training.STRATEGIES), "tf.distribute strategy: default (one "
          "device), mirrored (all local GPUs), multi_worker (MultiWorkerMirroredStrategy; needs "
          "TF_CONFIG).", flag_values=fv)

@@ -9,8 +9,9 @@
 
 #include "model_data.h"
 
+// kDetectionThreshold (of 255) comes with the model, in model_data.h: conversion chooses it on
+// real recordings when given some (tflm_kws.evaluate_wake_word), else micro_speech's 200.
 constexpr int32_t kAverageWindowDurationMs = 1000;
-constexpr uint8_t kDetectionThreshold = 200;  // of 255: averaged probability > ~0.78
 constexpr int32_t kSuppressionMs = 1500;
 constexpr int32_t kMinimumCount = 3;
 

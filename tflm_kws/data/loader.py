@@ -200,8 +200,12 @@ def load(spec: DataSpec, config: frontend.FrontendConfig, cache_dir, workers=Non
     workers: processes for building a large store (default: one per core when there are several
     shards of work; small sets build in this process)."""
     if spec.data_dir is None:
-        listing = None
+        listing = _synthetic_listing(spec)
         source_key = {"synthetic": synthetic.GENERATOR_VERSION, "espeak": espeak.data_version()}
+        if spec.tts != "espeak":
+            source_key["tts"] = synthetic.tts_version(spec.tts)
+        if listing.other_speech is not None or listing.positives:
+            source_key["real"] = _stats(listing.real_files())
     else:
         listing = sources.list_data(spec.data_dir, spec)
         source_key = _file_list_key(spec.data_dir, listing)
@@ -215,8 +219,8 @@ def load(spec: DataSpec, config: frontend.FrontendConfig, cache_dir, workers=Non
     store_dir = os.path.join(os.fspath(cache_dir), f"{store.PREFIX}{key}")
     built = False
     if not store.is_complete(store_dir):
-        if listing is None:
-            _build_synthetic(spec, config, store_dir)
+        if isinstance(listing, _SyntheticListing):
+            _build_synthetic(spec, config, listing, store_dir)
         else:
             _build_from_files(spec, config, listing, store_dir, workers)
         built = True
@@ -225,6 +229,42 @@ def load(spec: DataSpec, config: frontend.FrontendConfig, cache_dir, workers=Non
         logger.warning("%d clip(s) of %s could not be used and are left out (cached result; "
                        "first: %s)", len(skipped), spec.data_dir, skipped[0][0])
     return KwsData(spec, config, labels, arrays, store_dir, skipped)
+
+
+def _stats(paths):
+    return [[os.path.abspath(p), os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in paths]
+
+
+class _SyntheticListing:
+    """The real files a synthetic wake-word set adds: other speech (spec.negatives_dir) and the
+    few-shot recordings (spec.real_positives of spec.positives_dir)."""
+
+    def __init__(self, other_speech, positives):
+        self.other_speech = other_speech
+        self.positives = positives
+
+    def real_files(self):
+        files = list(self.positives)
+        if self.other_speech is not None:
+            files += [it.path for it in self.other_speech.items] + self.other_speech.noise_files
+        return files
+
+
+def _synthetic_listing(spec):
+    other_speech, positives = None, []
+    if spec.negatives_dir:
+        engine = espeak.Espeak()
+        wake = engine.phonemes(spec.wake_word)
+        other_speech = sources.list_other_speech(spec.negatives_dir, spec,
+                                                 lambda word: engine.phonemes(word) == wake)
+    if spec.real_positives:
+        found = sources.list_recordings(spec.positives_dir)
+        if len(found) < spec.real_positives:
+            raise ValueError(f"real_positives={spec.real_positives} but positives_dir "
+                             f"{spec.positives_dir!r} holds {len(found)} audio file(s)")
+        order = np.random.default_rng([spec.seed, 13]).permutation(len(found))
+        positives = [found[i] for i in sorted(order[:spec.real_positives])]
+    return _SyntheticListing(other_speech, positives)
 
 
 def _file_list_key(data_dir, listing):
@@ -249,7 +289,8 @@ def clip_features(clip, split, index, is_silence, spec, config, noises):
     for v in range(spec.augment_variants):
         rng = np.random.default_rng([spec.seed, 1, index, v])
         if is_silence:
-            x, _ = synthetic.silence_clip(rng, noises, config.clip_samples)
+            x, _ = synthetic.silence_clip(rng, noises, config.clip_samples,
+                                          spec.silence_transients, config.sample_rate)
         else:
             x = audio.fit_to_length(clip, config.clip_samples, rng).astype(np.float64) / 32768.0
             max_shift = int(spec.time_shift_ms * config.sample_rate / 1000)
@@ -282,18 +323,22 @@ def _job_rows(jobs, start, spec, config, noises):
     rows, skipped = [], []
     for offset, job in enumerate(jobs):
         index = start + offset
-        if job[0] == "file":
+        if job[0] in ("file", "phrase"):
             _, path, label, split, expect_speech, is_silence = job
             try:
                 clip = audio.load_audio(path, config.sample_rate, expect_speech=expect_speech)
             except audio.AudioDecodeError as e:
                 skipped.append((e.path, e.reason))
                 continue
+            if job[0] == "phrase":  # a recording of the phrase with silence around it
+                clip = audio.loudest_window(clip, config.clip_samples)
             origin = path
         else:  # ("silence", split, k, label): background noise alone
             _, split, k, label = job
             rng = np.random.default_rng([spec.seed, 2, SPLITS.index(split), k])
-            noise_clip, description = synthetic.silence_clip(rng, noises, config.clip_samples)
+            noise_clip, description = synthetic.silence_clip(rng, noises, config.clip_samples,
+                                                             spec.silence_transients,
+                                                             config.sample_rate)
             clip, is_silence = synthetic.to_int16(noise_clip), True
             origin = "silence: " + description
         x, aug = clip_features(clip, split, index, is_silence, spec, config, noises)
@@ -414,14 +459,33 @@ def _add_synthetic_speech(spec, config, listing, store_dir, shard_paths, first_i
     return path
 
 
-def _build_synthetic(spec, config, store_dir):
-    generated = synthetic.generate(spec, config)
+# A few-shot recording is repeated (each copy with its own augmented variants) to make up this
+# fraction of the synthetic positives, so 5 recordings weigh about as much as 25.
+FEW_SHOT_SHARE = 0.1
+
+
+def _build_synthetic(spec, config, listing, store_dir):
+    noises, noise_skipped = None, []
+    if listing.other_speech is not None and listing.other_speech.noise_files:
+        noises, noise_skipped = _load_noises(listing.other_speech.noise_files, spec, config)
+    generated = synthetic.generate(spec, config, noises)
     rows = []
     for index, (clip, label, split, description) in enumerate(zip(
             generated.audio, generated.labels, generated.splits, generated.descriptions)):
         x, aug = clip_features(clip, split, index, label == 0, spec, config, generated.noises)
         rows.append((split, x, int(label), "synthetic: " + description, aug))
-    path = store.shard_path(store_dir, 0, len(rows))
-    store.write_shard(path, rows, [], config.feature_shape)
+    jobs = []
+    if listing.other_speech is not None:
+        jobs += [("file", it.path, it.label, it.split, True, False)
+                 for it in listing.other_speech.items]
+    if listing.positives:
+        repeats = max(1, round(FEW_SHOT_SHARE * spec.synthetic_positives / len(listing.positives)))
+        jobs += [("phrase", path, len(generated.label_names) - 1, "training", True, False)
+                 for path in listing.positives for _ in range(repeats)]
+    real_rows, real_skipped = _job_rows(jobs, len(rows), spec, config, generated.noises)
+    for path, reason in (noise_skipped + real_skipped)[:MAX_SKIP_WARNINGS]:
+        logger.warning("skipping %s: %s", path, reason)
+    path = store.shard_path(store_dir, 0, len(rows) + len(jobs))
+    store.write_shard(path, rows + real_rows, real_skipped, config.feature_shape)
     store.finalize(store_dir, [path], generated.label_names, config.feature_shape,
-                   spec.augment_variants)
+                   spec.augment_variants, extra_skipped=noise_skipped)

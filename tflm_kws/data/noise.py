@@ -83,3 +83,45 @@ def reverberate(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
     y = np.fft.irfft(np.fft.rfft(x, size) * np.fft.rfft(rir, size), size)[:x.shape[0]]
     peak_in, peak_out = np.max(np.abs(x)), np.max(np.abs(y))
     return y * (peak_in / peak_out) if peak_out > 0 else y
+
+
+HIGHPASS_HZ_RANGE = (50.0, 400.0)
+LOWPASS_HZ_RANGE = (3000.0, 7500.0)
+TILT_DB_PER_OCTAVE_RANGE = (-3.0, 3.0)
+
+
+def microphone_channel(rng: np.random.Generator, x: np.ndarray, sample_rate: int):
+    """`x` through a random microphone / amplifier response: second-order high- and low-pass
+    magnitudes at random corners and a spectral tilt around 1 kHz (zero phase, by FFT). Returns
+    (filtered float array, description)."""
+    high = rng.uniform(*HIGHPASS_HZ_RANGE)
+    low = rng.uniform(*LOWPASS_HZ_RANGE)
+    tilt = rng.uniform(*TILT_DB_PER_OCTAVE_RANGE)
+    n = x.shape[0]
+    f = np.maximum(np.fft.rfftfreq(n, 1.0 / sample_rate), 1.0)
+    gain = (1.0 / np.sqrt(1.0 + (high / f) ** 4)) * (1.0 / np.sqrt(1.0 + (f / low) ** 4))
+    gain *= 10.0 ** (tilt * np.log2(f / 1000.0) / 20.0)
+    y = np.fft.irfft(np.fft.rfft(x) * gain, n)
+    peak = np.max(np.abs(y))
+    if peak > 0:
+        y *= np.max(np.abs(x)) / peak  # the level is the gain stage's, drawn before
+    return y, f"channel hp={high:.0f} lp={low:.0f} tilt={tilt:+.1f}dB/oct"
+
+
+TRANSIENT_MS_RANGE = (5.0, 80.0)
+TRANSIENT_PEAK_DBFS_RANGE = (-40.0, -3.0)
+
+
+def transient(rng: np.random.Generator, num_samples: int, sample_rate: int = 16000):
+    """A click or burst: white to brown noise under a Hann envelope, 5-80 ms, peak -40..-3 dBFS,
+    at a random place in `num_samples`. Returns (float array, description)."""
+    ms = rng.uniform(*TRANSIENT_MS_RANGE)
+    length = max(2, int(ms * sample_rate / 1000))
+    exponent = rng.uniform(0.0, 2.0)
+    peak = rng.uniform(*TRANSIENT_PEAK_DBFS_RANGE)
+    burst = colored_noise(rng, length, exponent) * np.hanning(length)
+    burst *= 10.0 ** (peak / 20.0) / (np.max(np.abs(burst)) + 1e-12)
+    out = np.zeros(num_samples)
+    start = int(rng.integers(0, max(1, num_samples - length)))
+    out[start:start + length] = burst[:num_samples - start]
+    return out, f"transient {ms:.0f}ms@{peak:.0f}dBFS"

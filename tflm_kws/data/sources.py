@@ -56,7 +56,7 @@ def speaker_of(path: str) -> str:
     return re.sub(r"_nohash_.*$", "", base_name)
 
 
-def _audio_files(directory):
+def audio_files(directory):
     return sorted(os.path.join(directory, f) for f in os.listdir(directory)
                   if audio.is_audio_file(f) and os.path.isfile(os.path.join(directory, f)))
 
@@ -67,7 +67,7 @@ def _read_list(path):
         return {os.path.splitext(line.strip())[0] for line in f if line.strip()}
 
 
-def _word_dirs(data_dir):
+def word_dirs(data_dir):
     return sorted(d for d in os.listdir(data_dir)
                   if os.path.isdir(os.path.join(data_dir, d)) and not d.startswith((".", "_")))
 
@@ -97,10 +97,9 @@ def _wanted_words(data_dir, spec, words):
     return [w for w in STANDARD_WORDS if w in words] + [w for w in words if w not in STANDARD_WORDS]
 
 
-def _list_word_folders(data_dir, spec) -> Listing:
-    words = _word_dirs(data_dir)
-    wanted = _wanted_words(data_dir, spec, words)
-    labels = [SILENCE_LABEL, UNKNOWN_LABEL] + wanted
+def split_rule(data_dir, spec):
+    """split_of(word, path): the tree's validation/testing lists when it has both, else the
+    speaker-hash rule."""
     list_files = [os.path.join(data_dir, n) for n in ("validation_list.txt", "testing_list.txt")]
     if all(os.path.isfile(p) for p in list_files):
         validation, testing = (_read_list(p) for p in list_files)
@@ -108,13 +107,71 @@ def _list_word_folders(data_dir, spec) -> Listing:
         def split_of(word, path):
             key = word + "/" + os.path.splitext(os.path.basename(path))[0]
             return "validation" if key in validation else "testing" if key in testing else "training"
-    else:
-        def split_of(word, path):
-            return which_set(path, spec.validation_percentage, spec.testing_percentage)
+        return split_of
+    return lambda word, path: which_set(path, spec.validation_percentage, spec.testing_percentage)
 
+
+def _noise_files(data_dir):
+    noise_dir = os.path.join(data_dir, BACKGROUND_NOISE_DIR)
+    return audio_files(noise_dir) if os.path.isdir(noise_dir) else []
+
+
+@dataclasses.dataclass
+class OtherSpeech:
+    """Real negatives for a synthetic wake word (DataSpec.negatives_dir)."""
+    items: list                 # [Item] labelled `_unknown_` (label 1)
+    noise_files: list
+    words: list                 # word folders used
+    left_out: list              # word folders spoken like the wake word
+
+
+def list_other_speech(directory, spec, sounds_like_wake_word) -> OtherSpeech:
+    """Per split at most spec.real_negatives training clips (an eighth of that in validation and
+    in testing; a seeded draw) of `directory`'s word folders, except those for which
+    sounds_like_wake_word(word) holds."""
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"negatives_dir {directory!r} does not exist or is not a directory")
+    words = word_dirs(directory)
+    left_out = [w for w in words if sounds_like_wake_word(w.replace("_", " "))]
+    used = [w for w in words if w not in left_out]
+    split_of = split_rule(directory, spec)
+    pool = {s: [] for s in SPLITS}
+    for word in used:
+        for p in audio_files(os.path.join(directory, word)):
+            pool[split_of(word, p)].append(p)
+    if not any(pool.values()):
+        note = f"; left out as the wake word: {', '.join(left_out)}" if left_out else ""
+        raise ValueError(f"negatives_dir {directory!r} has no audio files in word folders (one "
+                         f"folder of audio files per word{note})")
+    items = []
+    for split in SPLITS:
+        cap = spec.real_negatives if split == "training" else math.ceil(spec.real_negatives / 8)
+        rng = np.random.default_rng([spec.seed, 11, SPLITS.index(split)])
+        take = min(cap, len(pool[split]))
+        chosen = sorted(rng.choice(len(pool[split]), size=take, replace=False)) if take else []
+        items += [Item(pool[split][i], 1, split, True) for i in chosen]
+    return OtherSpeech(items, _noise_files(directory), used, left_out)
+
+
+def list_recordings(directory) -> list:
+    """The audio files of `directory` and its subfolders, sorted."""
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"positives_dir {directory!r} does not exist or is not a directory")
+    found = sorted(os.path.join(root, f) for root, _, files in os.walk(directory)
+                   for f in files if audio.is_audio_file(f))
+    if not found:
+        raise ValueError(f"positives_dir {directory!r} holds no audio files")
+    return found
+
+
+def _list_word_folders(data_dir, spec) -> Listing:
+    words = [w for w in word_dirs(data_dir) if w not in spec.exclude_words]
+    wanted = _wanted_words(data_dir, spec, words)
+    labels = [SILENCE_LABEL, UNKNOWN_LABEL] + wanted
+    split_of = split_rule(data_dir, spec)
     wanted_items, unknown_pool = [], {s: [] for s in SPLITS}
     for word in words:
-        files = _audio_files(os.path.join(data_dir, word))
+        files = audio_files(os.path.join(data_dir, word))
         if word in wanted:
             if not files:
                 raise ValueError(f"wanted word {word!r} has no audio files in "
@@ -135,21 +192,19 @@ def _list_word_folders(data_dir, spec) -> Listing:
         chosen = sorted(rng.choice(len(pool), size=take, replace=False)) if take else []
         items += [Item(pool[i], labels.index(UNKNOWN_LABEL), split, True) for i in chosen]
         silence_per_split[split] = math.ceil(count * spec.silence_percentage / 100.0)
-    noise_dir = os.path.join(data_dir, BACKGROUND_NOISE_DIR)
-    noise_files = _audio_files(noise_dir) if os.path.isdir(noise_dir) else []
-    return Listing(labels, items, noise_files, "speech_commands", silence_per_split,
+    return Listing(labels, items, _noise_files(data_dir), "speech_commands", silence_per_split,
                    [w for w in words if w not in wanted])
 
 
 def _list_test_set(data_dir, spec) -> Listing:
     """Canonical test-set layout: `_silence_`, `_unknown_` and word folders; all clips are 'testing'."""
-    words = _word_dirs(data_dir)
+    words = word_dirs(data_dir)
     wanted = _wanted_words(data_dir, spec, words)
     labels = [SILENCE_LABEL, UNKNOWN_LABEL] + wanted
     items = []
     for folder in [SILENCE_LABEL, UNKNOWN_LABEL] + words:
         label = labels.index(folder) if folder in labels else labels.index(UNKNOWN_LABEL)
-        files = _audio_files(os.path.join(data_dir, folder))
+        files = audio_files(os.path.join(data_dir, folder))
         if folder in wanted and not files:
             raise ValueError(f"wanted word {folder!r} has no audio files in "
                              f"{os.path.join(data_dir, folder)}")

@@ -7,6 +7,8 @@ SILENCE_LABEL = "_silence_"
 UNKNOWN_LABEL = "_unknown_"
 BACKGROUND_NOISE_DIR = "_background_noise_"
 # The 10 words of the standard 12-class Speech Commands task, in the usual label order.
+# Text-to-speech engines of the synthetic wake-word set (tflm_kws.data.synthetic.Speakers).
+TTS_CHOICES = ("espeak", "piper", "espeak+piper")
 STANDARD_WORDS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go")
 
 
@@ -23,6 +25,8 @@ class DataSpec:
     # every word folder. Other word folders feed `_unknown_`.
     wanted_words: Optional[list] = None
     wake_word: str = "hey tiny"
+    # Word folders of data_dir left out altogether (e.g. words kept apart to test wake words on).
+    exclude_words: list = dataclasses.field(default_factory=list)
     # Sizes of `_silence_` and `_unknown_`, as % of the wanted-word clips in each split.
     silence_percentage: float = 10.0
     unknown_percentage: float = 10.0
@@ -43,6 +47,9 @@ class DataSpec:
     time_mask_max_frames: int = 5
     freq_masks: int = 2
     freq_mask_max_channels: int = 4
+    # Fraction of `_silence_` clips (and of their augmented variants) that get a click or burst
+    # of 5-80 ms: too short for a word, so a 30 ms sound in silence must not fire a command.
+    silence_transients: float = 0.0
     # Synthetic set (data_dir=None): clips of the wake word and of other words / near misses.
     synthetic_positives: int = 1200
     synthetic_negatives: int = 1200
@@ -50,12 +57,30 @@ class DataSpec:
     # `_unknown_`) added to the training split only, this many clips per real training clip of
     # each speech class (1.0: as many synthetic clips as real ones). Validation/testing stay real.
     synthetic_fraction: float = 0.0
+    # Synthetic wake-word set only (data_dir=None; docs/wake_word.md):
+    # text-to-speech engines of its speech: "espeak", "piper" (neural, one speaker, warped) or
+    # "espeak+piper".
+    tts: str = "espeak"
+    # Probability that a synthetic clip goes through a random microphone channel (band limits and
+    # a spectral tilt) after the room.
+    channel_probability: float = 0.0
+    # Real audio of other speech (a Speech Commands tree or any folder per word): its word folders
+    # (but those spoken like the wake word) feed `_unknown_`, split by its lists or speakers, at
+    # most `real_negatives` training clips (an eighth of that each in validation and testing); its
+    # `_background_noise_` replaces the synthetic noises.
+    negatives_dir: Optional[str] = None
+    real_negatives: int = 4000
+    # Few-shot: `real_positives` recordings of the wake word from the audio files in
+    # `positives_dir` (a seeded draw; the loudest second of each), added to the training split.
+    positives_dir: Optional[str] = None
+    real_positives: int = 0
 
     # Fields that change the cached features (everything but the on-the-fly SpecAugment).
     ON_THE_FLY = ("time_masks", "time_mask_max_frames", "freq_masks", "freq_mask_max_channels")
     # Fields added after runs and feature caches existed: to_dict() leaves them out at their
     # default, so the run identities (resume) and cache keys made before them stay valid.
-    OMITTED_AT_DEFAULT = ("synthetic_fraction",)
+    OMITTED_AT_DEFAULT = ("synthetic_fraction", "exclude_words", "silence_transients", "tts", "channel_probability", "negatives_dir",
+                          "real_negatives", "positives_dir", "real_positives")
 
     def __post_init__(self):
         if self.wanted_words is not None:
@@ -71,6 +96,10 @@ class DataSpec:
             if reserved:
                 raise ValueError(f"DataSpec.wanted_words must not contain {reserved} (added "
                                  f"automatically)")
+        self.exclude_words = [str(w) for w in self.exclude_words]
+        both = sorted(set(self.wanted_words or []) & set(self.exclude_words))
+        if both:
+            raise ValueError(f"DataSpec: {both} both in wanted_words and in exclude_words")
         for name in ("silence_percentage", "unknown_percentage", "validation_percentage",
                      "testing_percentage"):
             value = getattr(self, name)
@@ -91,6 +120,24 @@ class DataSpec:
                 and math.isfinite(self.synthetic_fraction) and self.synthetic_fraction >= 0.0):
             raise ValueError(f"DataSpec.synthetic_fraction must be a number >= 0, got "
                              f"{self.synthetic_fraction!r}")
+        if self.tts not in TTS_CHOICES:
+            raise ValueError(f"DataSpec.tts must be one of {list(TTS_CHOICES)}, got {self.tts!r}")
+        if not 0.0 <= self.silence_transients <= 1.0:
+            raise ValueError(f"DataSpec.silence_transients must be in [0, 1], got "
+                             f"{self.silence_transients!r}")
+        if not 0.0 <= self.channel_probability <= 1.0:
+            raise ValueError(f"DataSpec.channel_probability must be in [0, 1], got "
+                             f"{self.channel_probability!r}")
+        for name in ("real_negatives", "real_positives"):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
+                raise ValueError(f"DataSpec.{name} must be an int >= 0, got "
+                                 f"{getattr(self, name)!r}")
+        if self.real_positives and not self.positives_dir:
+            raise ValueError("DataSpec.real_positives needs positives_dir (the recordings of the "
+                             "wake word to draw them from)")
+        if self.data_dir is not None and (self.negatives_dir or self.positives_dir):
+            raise ValueError("DataSpec.negatives_dir / positives_dir belong to the synthetic "
+                             "wake-word set (data_dir None); a real data_dir has its own clips")
         if self.synthetic_fraction > 0.0 and self.data_dir is None:
             raise ValueError("DataSpec.synthetic_fraction mixes synthetic speech into a real "
                              "data_dir's training split; without data_dir the data set is "
@@ -104,7 +151,9 @@ class DataSpec:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         for f in dataclasses.fields(self):
-            if f.name in self.OMITTED_AT_DEFAULT and d[f.name] == f.default:
+            default = (f.default_factory() if f.default is dataclasses.MISSING
+                       else f.default)
+            if f.name in self.OMITTED_AT_DEFAULT and d[f.name] == default:
                 del d[f.name]
         if d["wanted_words"] is not None:
             d["wanted_words"] = list(d["wanted_words"])

@@ -13,8 +13,8 @@ import math
 
 import numpy as np
 
-from tflm_kws.data import espeak, noise
-from tflm_kws.data.spec import SILENCE_LABEL, UNKNOWN_LABEL
+from tflm_kws.data import espeak, noise, piper_tts
+from tflm_kws.data.spec import SILENCE_LABEL, TTS_CHOICES, UNKNOWN_LABEL
 
 GENERATOR_VERSION = 1
 
@@ -111,6 +111,38 @@ def voices(engine) -> list:
             if not variant or engine.has_variant(variant)]
 
 
+
+class Speakers:
+    """The voices of the text-to-speech engines `tts` names ('espeak', 'piper' or
+    'espeak+piper'), behind one synthesize(text, voice, rate, pitch, seed) at `sample_rate`.
+    espeak-ng is always loaded: it also gives the phonemes that near misses are checked with."""
+
+    def __init__(self, tts: str, seed: int):
+        if tts not in TTS_CHOICES:
+            raise ValueError(f"tts must be one of {list(TTS_CHOICES)}, got {tts!r}")
+        self.espeak = espeak.Espeak()  # fresh engine: see Espeak on determinism
+        self.sample_rate = self.espeak.sample_rate
+        self.piper = piper_tts.Piper(seed) if "piper" in tts else None
+        self._voices = ((voices(self.espeak) if "espeak" in tts else [])
+                        + (self.piper.voices() if self.piper else []))
+
+    def voices(self) -> list:
+        return list(self._voices)
+
+    def synthesize(self, text, voice, rate, pitch, seed=0):
+        if self.piper is not None and self.piper.is_voice(voice):
+            raw = self.piper.synthesize(text, voice, rate, pitch, seed)
+            if self.piper.sample_rate == self.sample_rate:
+                return raw
+            return to_int16(resample_fft(raw / 32768.0, self.piper.sample_rate, self.sample_rate))
+        return self.espeak.synthesize(text, voice, rate, pitch, seed)
+
+
+def tts_version(tts: str) -> str:
+    """Identifies the voices `tts` uses (for cache keys)."""
+    return espeak.data_version() + ("," + piper_tts.data_version() if "piper" in tts else "")
+
+
 def resample_fft(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     """Band-limited resampling by spectrum truncation (fast; fine for synthetic speech, which has
     little energy near the band edge). Zero padding keeps the circular wrap-around out of the clip;
@@ -126,7 +158,8 @@ def resample_fft(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     return y[start:start + round(x.shape[0] * rate_out / rate_in)]
 
 
-def _speech_clip(engine, rng, text, voice, noises, clip_samples, sample_rate):
+def _speech_clip(engine, rng, text, voice, noises, clip_samples, sample_rate,
+                 channel_probability=0.0):
     rate = int(rng.integers(RATE_RANGE[0], RATE_RANGE[1] + 1))
     pitch = int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1))
     raw = engine.synthesize(text, voice, rate, pitch, seed=int(rng.integers(1 << 30))).astype(np.float32) / 32768.0
@@ -140,6 +173,10 @@ def _speech_clip(engine, rng, text, voice, noises, clip_samples, sample_rate):
         rir = noise.room_impulse_response(rng, sample_rate, rt60)
         speech = noise.reverberate(np.concatenate([speech, np.zeros(rir.shape[0] // 2)]), rir)
         description += f" rt60={rt60:.2f}"
+    # (No draw when off: the clips made before the channel existed stay the same.)
+    if channel_probability and rng.random() < channel_probability:
+        speech, channel = noise.microphone_channel(rng, speech, sample_rate)
+        description += " " + channel
     # Random placement in the window (time shift); a too-long phrase is cropped at random.
     if speech.shape[0] >= clip_samples:
         start = int(rng.integers(0, speech.shape[0] - clip_samples + 1))
@@ -162,9 +199,11 @@ def spoken_forms(phrase: str) -> list:
             phrase.capitalize() + "."]
 
 
-def speech_clips(engine, stream, count, choose_text, voice_names, noises, config):
+def speech_clips(engine, stream, count, choose_text, voice_names, noises, config,
+                 channel_probability=0.0):
     """Yields `count` (int16 clip, voice, description): a text from `choose_text(rng)` spoken in a
-    random voice, rate and pitch, with random gain, placement, reverb and noise (`noises`).
+    random voice, rate and pitch, with random gain, placement, reverb, microphone channel (with
+    `channel_probability`) and noise (`noises`).
 
     Clip i depends only on (*stream, i), e.g. stream = (data seed, kind), and on a fresh `engine`
     being given the same sequence of clips (see espeak.Espeak).
@@ -174,26 +213,37 @@ def speech_clips(engine, stream, count, choose_text, voice_names, noises, config
         voice = voice_names[int(rng.integers(len(voice_names)))]
         text = choose_text(rng)
         clip, description = _speech_clip(engine, rng, text, voice, noises, config.clip_samples,
-                                         config.sample_rate)
+                                         config.sample_rate, channel_probability)
         yield to_int16(clip), voice, description
 
 
-def silence_clip(rng, noises, clip_samples):
-    """Background noise alone at a random level (float)."""
+def silence_clip(rng, noises, clip_samples, transient_probability=0.0, sample_rate=16000):
+    """Background noise alone at a random level (float); with `transient_probability`, plus a
+    click or burst far too short to be a word (noise.transient), which must stay `_silence_`."""
     name = sorted(noises)[int(rng.integers(len(noises)))]
     segment = noise.noise_segment(rng, noises[name], clip_samples).astype(np.float64)
     level = rng.uniform(*SILENCE_DBFS_RANGE)
-    return segment * 10.0 ** (level / 20.0) / (noise.rms(segment) + 1e-12), f"{name}@{level:.0f}dBFS"
+    clip = segment * 10.0 ** (level / 20.0) / (noise.rms(segment) + 1e-12)
+    description = f"{name}@{level:.0f}dBFS"
+    # (No draw when off: the clips made before transients existed stay the same.)
+    if transient_probability and rng.random() < transient_probability:
+        burst, what = noise.transient(rng, clip_samples, sample_rate)
+        clip, description = clip + burst, description + " " + what
+    return clip, description
 
 
 def to_int16(x):
     return np.clip(np.round(x * 32768.0), -32768, 32767).astype(np.int16)
 
 
-def generate(spec, config) -> SyntheticSet:
-    """The synthetic wake-word set for `spec` (wake_word, seed, sizes, percentages)."""
-    engine = espeak.Espeak()  # fresh engine: see Espeak on determinism
-    all_voices = voices(engine)
+def generate(spec, config, noises=None) -> SyntheticSet:
+    """The synthetic wake-word set for `spec` (wake_word, tts, seed, sizes, percentages).
+
+    noises: {name: float32 noise} mixed into the clips and making `_silence_` (default: this
+    module's synthetic noises)."""
+    speakers = Speakers(spec.tts, spec.seed)
+    engine = speakers.espeak
+    all_voices = speakers.voices()
     voice_split = {v: _which_split(v, spec.validation_percentage, spec.testing_percentage)
                    for v in all_voices}
     for split in ("training", "validation", "testing"):
@@ -202,7 +252,8 @@ def generate(spec, config) -> SyntheticSet:
             first = next(v for v in all_voices if voice_split[v] == "training")
             voice_split[first] = split
     label_names = [SILENCE_LABEL, UNKNOWN_LABEL, spec.wake_label]
-    noises = noise.synthetic_noises(spec.seed, config.sample_rate)
+    if noises is None:
+        noises = noise.synthetic_noises(spec.seed, config.sample_rate)
     misses = near_misses(spec.wake_word, engine.phonemes)
     others = list(OTHER_WORDS) + list(OTHER_PHRASES)
     wake_phonemes = engine.phonemes(spec.wake_word)
@@ -219,8 +270,9 @@ def generate(spec, config) -> SyntheticSet:
             def choose_text(rng):
                 pool = misses if rng.random() < 0.5 else others
                 return pool[int(rng.integers(len(pool)))]
-        for clip, voice, description in speech_clips(engine, (spec.seed, kind), count, choose_text,
-                                                     all_voices, noises, config):
+        for clip, voice, description in speech_clips(speakers, (spec.seed, kind), count, choose_text,
+                                                     all_voices, noises, config,
+                                                     spec.channel_probability):
             clips.append(clip)
             labels.append(label)
             splits.append(voice_split[voice])
@@ -232,7 +284,8 @@ def generate(spec, config) -> SyntheticSet:
         positives = sum(1 for s, y in zip(splits, labels) if s == split and y == 2)
         for index in range(math.ceil(positives * spec.silence_percentage / 100.0)):
             rng = np.random.default_rng([spec.seed, 0, index, len(split)])
-            clip, description = silence_clip(rng, noises, config.clip_samples)
+            clip, description = silence_clip(rng, noises, config.clip_samples,
+                                             spec.silence_transients, config.sample_rate)
             clips.append(to_int16(clip))
             labels.append(0)
             splits.append(split)

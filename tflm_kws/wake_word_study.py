@@ -1,0 +1,292 @@
+r"""Wake words from text, measured on real voices: which levers of the synthetic data transfer.
+
+  python -m tflm_kws.wake_word_study --wake_word=happy --split=validation     # choose levers
+  python -m tflm_kws.wake_word_study --wake_word=happy --split=testing --final  # read test once
+
+Every run is trained from the wake word's text (synthetic positives) plus, per lever, real
+*other* speech; none ever hears a real recording of the wake word, except the few-shot runs, which
+draw theirs from the training speakers. Each run is converted (QAT, int8) and judged as the board
+runs it (`evaluate_wake_word`: int8 in TFLM over continuous audio, the sketch's recognizer) on real
+recordings of the chosen split:
+
+- a Speech Commands word as wake word (`happy`, `bed`, `cat`: hundreds of speakers): positives
+  are that word's clips of the split, negatives the split's clips of the other words;
+- a `wake_words_pd` phrase (`computer`, `athena`, ...): positives are its recordings; negatives
+  the Speech Commands test split;
+- and in both, the other `wake_words_pd` folders as more negatives (validation: `athena`; testing:
+  the rest) -- speakers no run trains on.
+
+Levers are tried greedily in LEVERS order on the validation split: each is added to the best
+configuration so far and kept when it raises recall at the operating point (the lowest threshold
+with at most --target_fa_per_hour; ties: recall at the sketch's threshold 200). `--final` trains
+the kept configuration (study.json of the validation run) and reports the testing split once.
+Results: <output_dir>/<wake word>_<split>.md/.json. Runs resume (experiment.run_dir).
+"""
+import dataclasses
+import json
+import os
+import sys
+
+from tflm_kws import experiment
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED = os.path.join(os.path.dirname(REPO), "shared", "data")
+SPEECH_COMMANDS = os.path.join(SHARED, "speech_commands_v2_dev")
+WAKE_WORDS_PD = os.path.join(SHARED, "wake_words_pd")
+# Speech Commands words kept for testing wake words: the pretrained feature extractor never sees them.
+HELD_OUT_WORDS = ("happy", "bed", "cat")
+# Of the wake_words_pd folders, the one whose speakers serve as validation negatives.
+PD_VALIDATION_NEGATIVES = ("athena",)
+EPOCHS = 40
+QAT_EPOCHS = 1
+
+
+@dataclasses.dataclass
+class Lever:
+    name: str
+    what: str
+    train_flags: dict
+
+
+def levers(data_dir, pretrained_dir):
+    return [
+        Lever("real_negatives", "real other speech (the Speech Commands training split, words "
+              "spoken like the wake word left out) as `_unknown_`, and its real background noise "
+              "for mixing and `_silence_`", {"data_params": {"negatives_dir": data_dir}}),
+        Lever("piper", "Piper neural voice (joe, 9 vocal-tract warps) beside espeak-ng's, for "
+              "positives and synthetic negatives", {"data_params": {"tts": "espeak+piper"}}),
+        Lever("channel", "a random microphone channel (band limits 50-400 Hz / 3-7.5 kHz, "
+              "+-3 dB/octave tilt) on half of the synthetic clips",
+              {"data_params": {"channel_probability": 0.5}}),
+        Lever("transfer", "start from repcnn trained on real Speech Commands words (12 classes, "
+              f"{', '.join(HELD_OUT_WORDS)} left out)", {"init_from": pretrained_dir}),
+    ]
+
+
+def pretrain_experiment(data_dir):
+    """repcnn on the real 12-class task, the held-out words excluded (its default recipe)."""
+    return experiment.Experiment(
+        model="repcnn", hparams={}, seed=0, epochs=160, data_dir=data_dir,
+        train_flags={"data_params": {"exclude_words": list(HELD_OUT_WORDS)}})
+
+
+def wake_experiment(wake_word, train_flags, seed=0, epochs=EPOCHS):
+    flags = experiment.merge_train_flags({"wake_word": wake_word}, train_flags)
+    return experiment.Experiment(model="repcnn", hparams={}, seed=seed, epochs=epochs,
+                                 train_flags=flags, qat_epochs=QAT_EPOCHS)
+
+
+def evaluation_files(wake_word, split, data_dir=SPEECH_COMMANDS, pd_dir=WAKE_WORDS_PD):
+    """(positives, negatives): lists of real audio files of `split` (module docstring)."""
+    from tflm_kws.data import DataSpec, espeak, sources
+    label = "_".join(wake_word.split())
+    engine = espeak.Espeak()
+    wake = engine.phonemes(wake_word)
+    split_of = sources.split_rule(data_dir, DataSpec())
+    words = sources.word_dirs(data_dir)
+    sc_split = split if label in words else "testing"
+    positives, negatives = [], []
+    for word in words:
+        files = [p for p in sources.audio_files(os.path.join(data_dir, word))
+                 if split_of(word, p) == sc_split]
+        if word == label:
+            positives += files
+        elif engine.phonemes(word.replace("_", " ")) != wake:
+            negatives += files
+    for folder in sorted(os.listdir(pd_dir)) if os.path.isdir(pd_dir) else []:
+        path = os.path.join(pd_dir, folder)
+        if not os.path.isdir(path) or folder == "LICENSES":
+            continue
+        files = sources.audio_files(path)
+        if folder == label:
+            positives += files
+        elif (folder in PD_VALIDATION_NEGATIVES) == (split == "validation"):
+            negatives += files
+    if not positives:
+        raise ValueError(f"no real recordings of {wake_word!r}: neither {data_dir}/{label} nor "
+                         f"{pd_dir}/{label}")
+    return positives, negatives
+
+
+def measure(exp, work_dir, cache_dir, positives, negatives, target_fa_per_hour, log=print):
+    """Trains and converts `exp` (resuming), then its wake-word report on the files."""
+    from tflm_kws import evaluate_wake_word, frontend
+    run = exp.run_dir(work_dir)
+    train_dir, convert_dir = os.path.join(run, "train"), os.path.join(run, f"convert_{exp.stage()}")
+    report_path = os.path.join(run, f"wake_word_{len(positives)}_{len(negatives)}.json")
+    if os.path.exists(report_path):
+        with open(report_path) as f:
+            return json.load(f), run
+    os.makedirs(run, exist_ok=True)
+    experiment.train(exp, train_dir, cache_dir)
+    if not os.path.exists(os.path.join(convert_dir, "model_int8.tflite")):
+        experiment.convert(exp, train_dir, convert_dir, cache_dir)
+    config, labels, _ = frontend.load_features_json(os.path.join(train_dir, "features.json"))
+    with open(os.path.join(convert_dir, "model_int8.tflite"), "rb") as f:
+        tflite_bytes = f.read()
+    label = "_".join(exp.train_flags["wake_word"].split())
+    report = evaluate_wake_word.evaluate(tflite_bytes, config, labels, label, positives, negatives,
+                                         target_fa_per_hour=target_fa_per_hour, log=log)
+    report["run"] = run
+    with open(report_path + ".tmp", "w") as f:
+        json.dump(report, f, indent=1)
+    os.replace(report_path + ".tmp", report_path)
+    return report, run
+
+
+def score(report):
+    """(recall at the operating point, recall at the sketch's threshold)."""
+    chosen = report["threshold_for_target"]
+    at_device = report["at_device_threshold"]
+    return (1.0 - chosen["frr"] if chosen else 0.0,
+            1.0 - at_device["frr"] if at_device else 0.0)
+
+
+def row(name, what, report):
+    chosen, at_device = report["threshold_for_target"], report["at_device_threshold"]
+    return {"name": name, "what": what, "positives": report["positives"],
+            "negative_hours": report["negative_hours"],
+            "recall_at_200": 1.0 - at_device["frr"], "fa_per_hour_at_200": at_device["fa_per_hour"],
+            "threshold": chosen["threshold"] if chosen else None,
+            "recall_at_target": 1.0 - chosen["frr"] if chosen else 0.0,
+            "fa_per_hour_at_target": chosen["fa_per_hour"] if chosen else None,
+            "run": report["run"]}
+
+
+def markdown(result):
+    lines = [f"# Wake word {result['wake_word']!r} from text, real recordings ({result['split']} "
+             f"split)", "",
+             f"{result['rows'][0]['positives']} real positives, "
+             f"{result['rows'][0]['negative_hours']:.2f} h of real negatives; int8 in TFLM, "
+             f"streamed as the sketch runs; operating point: the lowest threshold with <= "
+             f"{result['target_fa_per_hour']} false accepts per hour (with under an hour of "
+             f"negatives: none at all). {result['epochs']} epochs a run, QAT {QAT_EPOCHS}.", "",
+             "| configuration | what it adds | recall at 200 | FA/h at 200 | threshold | recall "
+             "at the operating point | kept |",
+             "|---|---|---:|---:|---:|---:|---|"]
+    for r in result["rows"]:
+        threshold = r["threshold"] if r["threshold"] is not None else "none"
+        lines.append(f"| {r['name']} | {r['what']} | {r['recall_at_200']:.3f} | "
+                     f"{r['fa_per_hour_at_200']:.1f} | {threshold} | {r['recall_at_target']:.3f} | "
+                     f"{r.get('kept', '')} |")
+    lines += ["", f"Kept: {', '.join(result['kept']) or 'none'}.", "",
+              f"Command: `{result['command']}`"]
+    return "\n".join(lines) + "\n"
+
+
+def run_study(wake_word, split, work_dir, cache_dir, output_dir, data_dir=SPEECH_COMMANDS,
+              final=False, few_shot=(), target_fa_per_hour=1.0, command="", levers_from=None,
+              log=print):
+    positives, negatives = evaluation_files(wake_word, split, data_dir)
+    log(f"{wake_word}: {len(positives)} positives, {len(negatives)} negative files ({split})")
+    pretrain = pretrain_experiment(data_dir)
+    pretrained_dir = os.path.join(pretrain.run_dir(work_dir), "train")
+    all_levers = levers(data_dir, pretrained_dir)
+
+    def ensure_pretrained():
+        if not os.path.exists(os.path.join(pretrained_dir, "metrics.json")):
+            log(f"pretraining {pretrained_dir}")
+            experiment.train(pretrain, pretrained_dir, cache_dir)
+
+    rows, kept = [], []
+    label = "_".join(wake_word.split())
+    if final:
+        chosen_on = "_".join((levers_from or wake_word).split())
+        with open(os.path.join(output_dir, f"{chosen_on}_validation.json")) as f:
+            kept = json.load(f)["kept"]
+    flags = {}
+    for lever in all_levers:
+        if lever.name in kept:
+            flags = experiment.merge_train_flags(flags, lever.train_flags)
+    if not final:
+        report, _ = measure(wake_experiment(wake_word, {}), work_dir, cache_dir, positives,
+                            negatives, target_fa_per_hour, log)
+        rows.append(dict(row("espeak (today's default)", "espeak-ng positives and near-miss / "
+                             "other-word negatives, synthetic noise and rooms", report),
+                         kept="base"))
+        best = score(report)
+        for lever in all_levers:
+            if lever.name == "transfer":
+                ensure_pretrained()
+            trial = experiment.merge_train_flags(flags, lever.train_flags)
+            report, _ = measure(wake_experiment(wake_word, trial), work_dir, cache_dir, positives,
+                                negatives, target_fa_per_hour, log)
+            keep = score(report) > best
+            rows.append(dict(row("+" + lever.name, lever.what, report),
+                             kept="yes" if keep else "no"))
+            if keep:
+                best, flags = score(report), trial
+                kept.append(lever.name)
+    else:
+        if "transfer" in kept:
+            ensure_pretrained()
+        report, _ = measure(wake_experiment(wake_word, flags), work_dir, cache_dir, positives,
+                            negatives, target_fa_per_hour, log)
+        rows.append(dict(row("kept on validation: " + (" + ".join(kept) or "base"),
+                             f"text only; levers chosen on {chosen_on!r} (validation)", report),
+                         kept="final"))
+    for n in few_shot:
+        if data_dir and label not in os.listdir(data_dir):
+            raise ValueError(f"--few_shot needs {wake_word!r} recordings of training speakers "
+                             f"(a Speech Commands word)")
+        shots = _few_shot_pool(data_dir, label)
+        trial = experiment.merge_train_flags(flags, {"data_params": {
+            "positives_dir": shots, "real_positives": n}})
+        report, _ = measure(wake_experiment(wake_word, trial), work_dir, cache_dir, positives,
+                            negatives, target_fa_per_hour, log)
+        rows.append(dict(row(f"+{n} real recordings", f"{n} recordings of the phrase by "
+                             f"training speakers (few-shot)", report), kept="few-shot"))
+    result = {"wake_word": wake_word, "split": split, "target_fa_per_hour": target_fa_per_hour,
+              "epochs": EPOCHS, "rows": rows, "kept": kept, "command": command}
+    experiment.write_report(output_dir, f"{label}_{split}", result, markdown(result))
+    return result
+
+
+def _few_shot_pool(data_dir, label):
+    """A folder of links to the word's training-split clips (the few-shot draws come from it)."""
+    from tflm_kws.data import DataSpec, sources
+    split_of = sources.split_rule(data_dir, DataSpec())
+    pool = os.path.join(REPO, "runs", "few_shot", label)
+    os.makedirs(pool, exist_ok=True)
+    for path in sources.audio_files(os.path.join(data_dir, label)):
+        link = os.path.join(pool, os.path.basename(path))
+        if split_of(label, path) == "training" and not os.path.lexists(link):
+            os.symlink(os.path.abspath(path), link)
+    return pool
+
+
+def main(argv=None):
+    import argparse
+    parser = argparse.ArgumentParser(prog="python -m tflm_kws.wake_word_study",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--wake_word", required=True)
+    parser.add_argument("--split", choices=("validation", "testing"), default="validation")
+    parser.add_argument("--final", action="store_true",
+                        help="train the configuration kept on validation, report --split once")
+    parser.add_argument("--levers_from", default=None, help="with --final: the wake word whose "
+                        "validation run chose the levers (default: --wake_word)")
+    parser.add_argument("--few_shot", default="", help="comma-separated N real recordings")
+    parser.add_argument("--data_dir", default=SPEECH_COMMANDS)
+    parser.add_argument("--work_dir", default=os.path.join(REPO, "runs", "wake_word_study"))
+    parser.add_argument("--cache_dir", default=None)
+    parser.add_argument("--output_dir", default=os.path.join(REPO, "bench", "wake_word"))
+    parser.add_argument("--target_fa_per_hour", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    few_shot = [int(n) for n in args.few_shot.split(",") if n.strip()]
+    try:
+        result = run_study(args.wake_word, args.split, args.work_dir,
+                           args.cache_dir or os.path.join(args.work_dir, "cache"),
+                           args.output_dir, args.data_dir, args.final, few_shot,
+                           args.target_fa_per_hour,
+                           command=experiment.entry_point_command("tflm_kws.wake_word_study"),
+                           levers_from=args.levers_from)
+    except (FileNotFoundError, ValueError) as err:
+        print(f"wake_word_study: error: {err}", file=sys.stderr)
+        return 2
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
