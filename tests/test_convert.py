@@ -1,5 +1,6 @@
 """python -m conversion.convert: bad input, and the whole pipeline on a one-epoch model."""
 import json
+import shutil
 import subprocess
 import sys
 
@@ -35,14 +36,15 @@ FIXTURE = REPO / "tests" / "fixtures" / "speech_commands_mini"
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    """A one-epoch training output directory (model 'cnn', classes yes / no + silence, unknown)."""
+    """A one-epoch training output directory (model 'cnn', a wake-word model: yes, with no as
+    unknown, and silence)."""
     from tflm_kws import data as kws_data  # pylint: disable=import-outside-toplevel
     from tflm_kws import training  # pylint: disable=import-outside-toplevel
     out = tmp_path_factory.mktemp("run")
     cache = tmp_path_factory.mktemp("cache")
     config = training.TrainConfig(
         output_dir=str(out), model="cnn", model_params=training.model_hparams("cnn", {}),
-        data_spec=kws_data.DataSpec(data_dir=str(FIXTURE), wanted_words=["yes", "no"],
+        data_spec=kws_data.DataSpec(data_dir=str(FIXTURE), wanted_words=["yes"],
                                     augment_variants=1),
         epochs=1, batch_size=16, cache_dir=str(cache), verbose=0)
     training.train(config)
@@ -62,8 +64,14 @@ def test_convert_end_to_end_with_qat(trained_run, tmp_path):
     out = tmp_path / "converted"
     sketch = tmp_path / "sketch"
     sketch.mkdir()
+    positives, negatives = tmp_path / "positives", tmp_path / "negatives"
+    positives.mkdir()
+    negatives.mkdir()
+    shutil.copy(REPO / "tests" / "fixtures" / "tflm_testdata" / "yes_1000ms.wav", positives)
+    shutil.copy(REPO / "tests" / "fixtures" / "tflm_testdata" / "no_1000ms.wav", negatives)
     result = _convert(f"--model_dir={trained_run}", f"--output_dir={out}", "--qat_epochs=1",
-                      f"--arduino_dir={sketch}", "--batch_size=16")
+                      f"--arduino_dir={sketch}", "--batch_size=16",
+                      f"--wake_word_positives={positives}", f"--wake_word_negatives={negatives}")
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     tflite_bytes = (out / "model_int8.tflite").read_bytes()
@@ -107,6 +115,18 @@ def test_convert_end_to_end_with_qat(trained_run, tmp_path):
     assert not report["streaming"]["streamable"] and "SAME" in report["streaming"]["reason"]
     assert not (out / "model_int8_stream.tflite").exists()
     assert "constexpr int kModelStreamFrames = 0;" in header
+    # Real recordings given: the wake-word report, and its threshold (if any reaches the target
+    # rate) is the sketch's.
+    wake = report["wake_word"]
+    assert wake["wake_word"] == "yes" and wake["positives"] == 1
+    chosen = wake["threshold_for_target"]
+    assert f"constexpr int kDetectionThreshold = {chosen['threshold'] if chosen else 200};" in header
+    assert "wake word 'yes' on real recordings" in result.stdout
+
+
+def test_wake_word_recordings_need_a_wake_word_model(tmp_path):
+    proc = _convert(f"--model_dir={tmp_path}", f"--wake_word_positives={tmp_path}")
+    assert proc.returncode != 0 and "go together" in proc.stderr
 
 
 def test_convert_writes_the_streaming_model_for_the_sketch(tmp_path_factory, tmp_path):
@@ -119,7 +139,7 @@ def test_convert_writes_the_streaming_model_for_the_sketch(tmp_path_factory, tmp
     config = training.TrainConfig(
         output_dir=str(run), model="cnn",
         model_params=training.model_hparams("cnn", {"padding": "valid", "channels": 8}),
-        data_spec=kws_data.DataSpec(data_dir=str(FIXTURE), wanted_words=["yes", "no"],
+        data_spec=kws_data.DataSpec(data_dir=str(FIXTURE), wanted_words=["yes"],
                                     augment_variants=1),
         epochs=1, batch_size=16, cache_dir=str(tmp_path_factory.mktemp("cache")), verbose=0)
     training.train(config)

@@ -389,6 +389,11 @@ def convert(model_dir, qat_epochs=3, data_dir=None, output_dir=None, arduino_dir
         raise ValueError("--wake_word_positives and --wake_word_negatives go together (real "
                          "recordings of the wake word, and of other audio)")
     model, config, labels, data_spec, training_metrics = load_training_output(model_dir)
+    if wake_word_positives:  # bad input is named before the conversion's minutes of work
+        wake_word_label(labels)
+        for folder, what in ((wake_word_positives, "wake_word_positives"),
+                             (wake_word_negatives, "wake_word_negatives")):
+            evaluate_wake_word.audio_files(folder, what)
     cache_dir = cache_dir or training_metrics.get("cache_dir") or os.path.join(model_dir,
                                                                                "feature_cache")
     dataset = load_data(data_spec, config, data_dir, cache_dir)
