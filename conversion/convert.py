@@ -72,6 +72,11 @@ def main(argv):
           f"{report['params']:,} | MACs {report['macs']:,} | ops {', '.join(report['ops'])}")
     if "wake_word" in report:
         print(evaluate_wake_word.summary_line(report["wake_word"]))
+    if report.get("data_dir") is None:
+        print("note: the accuracies above are on synthetic speech (text-to-speech voices), not "
+              "real-use figures: real voices score far lower (docs/wake_word.md). Give real "
+              "recordings with --wake_word_positives / --wake_word_negatives (make demo "
+              "DEMO_POSITIVES=... DEMO_NEGATIVES=...) for recall and false accepts per hour.")
     for path in paths:
         print(path)
     if report["tflm_identical_outputs"] != total:

@@ -96,6 +96,41 @@ def test_reference_clips_as_the_host_binary_detects_them(tmp_path):
     assert report["negative_hours"] == pytest.approx(5 / 3600, rel=0.05)
 
 
+def _sketch_threshold():
+    import re  # pylint: disable=import-outside-toplevel
+    header = (REPO / "arduino" / "tflm_kws" / "model_data.h").read_text()
+    return int(re.search(r"kDetectionThreshold = (\d+);", header).group(1))
+
+
+@pytest.mark.parametrize("clip", ["yes_30ms.wav", "no_30ms.wav"])
+def test_30ms_of_speech_in_silence_fires_nothing(clip):
+    """The committed model, as the host binary streams a file (1 s of silence either side): a
+    30 ms sound is far too short for a command and must not fire one, at the sketch's threshold
+    or anywhere near it."""
+    from tflm_kws import audio  # pylint: disable=import-outside-toplevel
+    config = frontend.FrontendConfig()
+    silence = np.zeros(16000, np.int16)
+    samples = audio.load_audio(FIXTURES / "tflm_testdata" / clip, config.sample_rate)
+    stream = eww.score_stream(eww.DeviceModel(model_bytes()), np.concatenate(
+        [silence, samples, silence]), config)
+    labels = model_labels()
+    threshold = _sketch_threshold()
+    for word in labels[2:]:
+        fired = eww.firings(stream, labels, labels.index(word), [threshold - 20, threshold])
+        assert not any(fired.values()), (word, fired)
+
+
+def test_summary_line_says_what_the_negatives_can_show():
+    point = {"threshold": 180, "frr": 0.25, "false_accepts": 0, "fa_per_hour": 0.0}
+    report = {"wake_word": "yes", "positives": 8, "negative_hours": 0.3, "curve": [point],
+              "threshold_for_target": point, "at_device_threshold": dict(point, threshold=200),
+              "target_fa_per_hour": 1.0}
+    line = eww.summary_line(report)
+    assert "recall 0.750 at threshold 180" in line and "under 1 h of negatives" in line
+    assert "no threshold reaches" in eww.summary_line(dict(report, threshold_for_target=None,
+                                                           negative_hours=2.0))
+
+
 def test_bad_input_is_named(tmp_path):
     def run(*args):
         return subprocess.run([sys.executable, "-m", "tflm_kws.evaluate_wake_word", *args],

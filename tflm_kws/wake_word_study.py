@@ -60,6 +60,10 @@ def levers(data_dir, pretrained_dir):
               {"data_params": {"channel_probability": 0.5}}),
         Lever("transfer", "start from repcnn trained on real Speech Commands words (12 classes, "
               f"{', '.join(HELD_OUT_WORDS)} left out)", {"init_from": pretrained_dir}),
+        # Each alone can lose (more recall with false accepts; no false accepts, less recall):
+        # together, as openWakeWord pairs neural voices with real negative audio.
+        Lever("piper+real_negatives", "the Piper voice and the real other speech together",
+              {"data_params": {"tts": "espeak+piper", "negatives_dir": data_dir}}),
     ]
 
 
