@@ -83,6 +83,26 @@ def test_cnn_is_exactly_repcnns_deploy_graph(hparams):
     assert count_params_and_macs(fused) == count_params_and_macs(twin)
 
 
+def test_rep_inceptionnext_single_branch_is_exactly_its_deploy_graph():
+    """The ablation's twin (multi_branch=False) trains the default's fused graph directly; the
+    paper's block: depthwise temporal conv, MLP (expand, project), residual addition."""
+    rng = np.random.default_rng(2)
+    _, fused = _fused("rep_inceptionnext", rng)
+    twin = reparameterize(models.build("rep_inceptionnext", INPUT_SHAPE, 12, multi_branch=False))
+
+    def signature(model):
+        return [(type(layer).__name__, layer.output_shape, [w.shape for w in layer.get_weights()])
+                for layer in model.layers]
+    assert signature(fused) == signature(twin)
+    kinds = [type(layer).__name__ for layer in fused.layers]
+    block = kinds[kinds.index("DepthwiseConv2D"):kinds.index("Add") + 1]
+    assert block == ["DepthwiseConv2D", "Conv2D", "Conv2D", "Add"] and kinds.count("Add") == 3
+    with pytest.raises(ValueError, match="residual additions, which do not stream"):
+        models.build("rep_inceptionnext", time_padding="valid")
+    with pytest.raises(ValueError, match="layout must be one of"):
+        models.build("rep_inceptionnext", layout="2d")
+
+
 def test_repcnn_identity_only_where_shapes_allow():
     model = models.build("repcnn", INPUT_SHAPE, 12)
     identities = {layer.name: layer.identity for layer in model.layers

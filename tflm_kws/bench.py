@@ -21,6 +21,9 @@ from absl import app, flags
 
 from tflm_kws import cli, experiment, io_utils, markdown, recipes
 
+# rep_inceptionnext's earlier 2-D layout (its defaults before the freq_channels block).
+TIME_FREQ = {"layout": "time_freq", "channels": 16, "hidden": 32, "num_blocks": 2,
+             "stem_strides": [2, 4], "time_kernels": [7, 5, 3]}
 # Benchmark entries: row name -> (zoo model, hyper-parameters over its defaults).
 ENTRIES = {
     "repcnn": ("repcnn", {}),
@@ -28,6 +31,11 @@ ENTRIES = {
     "bc_resnet-1": ("bc_resnet", {"width": 1}),
     "bc_resnet-3": ("bc_resnet", {"width": 3}),
     "rep_inceptionnext": ("rep_inceptionnext", {}),
+    # AudioRepInceptionNeXt (issue 12): another shape in the same M4 budget, the default's
+    # deploy graph trained directly (the ablation), and the earlier 2-D layout.
+    "rep_inceptionnext-c32x4": ("rep_inceptionnext", {"channels": 32, "num_blocks": 4}),
+    "rep_inceptionnext-single": ("rep_inceptionnext", {"multi_branch": False}),
+    "rep_inceptionnext-2d": ("rep_inceptionnext", dict(TIME_FREQ)),
     "ds_cnn": ("ds_cnn", {}),
     "tiny_conv": ("tiny_conv", {}),
     # Streaming forms (no padding in time; the sketch runs them per stride, tflm_kws.streaming):
@@ -35,7 +43,7 @@ ENTRIES = {
     # Stride placement chosen on validation (docs/models.md): (1, 1, 1, 2).
     "repcnn-stream": ("repcnn", {"padding": "valid", "strides": [1, 1, 1, 2]}),
     "cnn-stream": ("cnn", {"padding": "valid", "strides": [1, 1, 1, 2]}),
-    "rep_inceptionnext-stream": ("rep_inceptionnext", {"time_padding": "valid"}),
+    "rep_inceptionnext-stream": ("rep_inceptionnext", dict(TIME_FREQ, time_padding="valid")),
 }
 ALL_MODELS = tuple(ENTRIES)
 # The entries the project's claims compare: they run with --seeds seeds.
