@@ -3,6 +3,7 @@ per op, and arena, for a grid of hyper-parameters.
 
   python -m tflm_kws.shape_cost --model=rep_inceptionnext \
       --grid='{"channels": [32, 40, 48], "mlp_ratio": [2, 3]}' --tflm_arduino_src=/path/to/src
+      [--shapes='[{"layout": "time_freq"}]'] [--name=STEM]
 
 Cost does not depend on the weights: each shape is built untrained, fused, converted to int8
 (calibrated on random features) and measured with `tflm_kws.m4_cost` (QEMU, CMSIS-NN, -Os), so a
@@ -86,6 +87,9 @@ def main(argv=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", required=True, choices=sorted(models.MODELS))
     parser.add_argument("--grid", default="{}", help="JSON object: hyper-parameter -> list")
+    parser.add_argument("--shapes", default="[]", help="JSON list of hyper-parameter objects, "
+                        "measured after the grid's")
+    parser.add_argument("--name", default=None, help="output file stem (default: --model)")
     parser.add_argument("--tflm_arduino_src", default=os.environ.get(m4_cost.TFLM_ARDUINO_SRC_ENV))
     parser.add_argument("--output_dir", default=os.path.join(REPO, "bench", "shape_cost"))
     args = parser.parse_args(argv)
@@ -93,13 +97,17 @@ def main(argv=None):
         grid = json.loads(args.grid)
         if not isinstance(grid, dict):
             raise ValueError("--grid must be a JSON object")
-        rows = measure_shapes(args.model, shapes(grid) or [{}], args.tflm_arduino_src)
+        extra = json.loads(args.shapes)
+        if not isinstance(extra, list) or not all(isinstance(h, dict) for h in extra):
+            raise ValueError("--shapes must be a JSON list of objects")
+        grid_shapes = shapes(grid) if grid else ([] if extra else [{}])
+        rows = measure_shapes(args.model, grid_shapes + extra, args.tflm_arduino_src)
     except (ValueError, m4_cost.M4CostError) as err:
         print(f"shape_cost: error: {err}", file=sys.stderr)
         return 2
     text = markdown(args.model, rows, experiment.entry_point_command("tflm_kws.shape_cost"))
-    experiment.write_report(args.output_dir, args.model, {"model": args.model, "rows": rows},
-                            text)
+    experiment.write_report(args.output_dir, args.name or args.model,
+                            {"model": args.model, "rows": rows}, text)
     print(text)
     return 0
 
