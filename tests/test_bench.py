@@ -163,7 +163,8 @@ def test_rep_inceptionnext_target(tmp_path, instructions, correct, arena, met):
                                                   _mask(90), _mask(90)) for s in range(3)],
     }
     rows = [bench.aggregate(m, r) for m, r in results.items()]
-    assert bench.evaluate_targets(rows, results)[7]["met"] is None  # no M4 columns: not judged
+    unjudged = bench.evaluate_targets(rows, results)[7]
+    assert unjudged["met"] is None and "multi-branch vs single" in unjudged["detail"]  # no M4
     rows[0].update(m4_invoke_instructions=2_750_000, m4_arena_bytes=7_000)
     rows[1].update(m4_invoke_instructions=instructions, m4_arena_bytes=arena)
     target = bench.evaluate_targets(rows, results)[7]

@@ -277,10 +277,15 @@ def evaluate_targets(rows, results_by_model):
             f"accuracy in TFLM >= repcnn's - {100 * TARGET_RIN_POINTS:g} point, M4 arena <= "
             f"{TARGET_RIN_ARENA // 1024} KB; ablation vs rep_inceptionnext-single reported")
     rin, rep = by_model.get("rep_inceptionnext"), by_model.get("repcnn")
+    ablation = _paired(results_by_model, "rep_inceptionnext", "rep_inceptionnext-single",
+                       "tflm_test")
+    ablation_text = ("" if ablation is None else
+                     f"; multi-branch vs single-branch training: {_comparison_text(ablation)}")
     if rin is None or rep is None or not (rin.get("m4_invoke_instructions")
                                           and rep.get("m4_invoke_instructions")):
-        targets.append({"name": name, "met": None, "detail": "not evaluated: needs "
-                        "rep_inceptionnext and repcnn in --models and --tflm_arduino_src"})
+        targets.append({"name": name, "met": None, "ablation": ablation,
+                        "detail": "not evaluated: needs rep_inceptionnext and repcnn in --models "
+                                  "and --tflm_arduino_src" + ablation_text})
     else:
         budget = rin["m4_invoke_instructions"] / rep["m4_invoke_instructions"] - 1.0
         difference = rin["tflm_accuracy"] - rep["tflm_accuracy"]
@@ -289,11 +294,8 @@ def evaluate_targets(rows, results_by_model):
         detail = (f"M4 {rin['m4_invoke_instructions']:,} vs {rep['m4_invoke_instructions']:,} "
                   f"instructions ({100 * budget:+.1f} %); int8 {rin['tflm_accuracy']:.4f} vs "
                   f"{rep['tflm_accuracy']:.4f} ({_points(difference)} points, seeds "
-                  f"{rin['seeds']} vs {rep['seeds']}); M4 arena {rin['m4_arena_bytes']:,} B")
-        ablation = _paired(results_by_model, "rep_inceptionnext", "rep_inceptionnext-single",
-                           "tflm_test")
-        if ablation is not None:
-            detail += f"; multi-branch vs single-branch training: {_comparison_text(ablation)}"
+                  f"{rin['seeds']} vs {rep['seeds']}); M4 arena {rin['m4_arena_bytes']:,} B"
+                  + ablation_text)
         targets.append({"name": name, "met": bool(met), "detail": detail,
                         "ablation": ablation})
     return targets
