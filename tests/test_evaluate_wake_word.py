@@ -120,6 +120,16 @@ def test_30ms_of_speech_in_silence_fires_nothing(clip):
         assert not any(fired.values()), (word, fired)
 
 
+def test_negatives_alone_set_the_lowest_threshold_within_the_rate(tmp_path):
+    noise = tmp_path / "noise.wav"
+    write_wav(noise, np.random.default_rng(1).integers(-300, 300, 48000).astype(np.int16))
+    report = eww.evaluate(model_bytes(), frontend.FrontendConfig(), model_labels(), "yes", [],
+                          [str(noise)], log=lambda m: None)
+    assert all(p["frr"] is None for p in report["curve"]) and report["positives"] == 0
+    within = [p["threshold"] for p in report["curve"] if p["fa_per_hour"] <= 1.0]
+    assert report["threshold_for_target"]["threshold"] == min(within)
+
+
 def test_summary_line_says_what_the_negatives_can_show():
     point = {"threshold": 180, "frr": 0.25, "false_accepts": 0, "fa_per_hour": 0.0}
     report = {"wake_word": "yes", "positives": 8, "negative_hours": 0.3, "curve": [point],

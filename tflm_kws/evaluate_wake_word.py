@@ -137,7 +137,10 @@ def audio_files(directory, what):
 
 def evaluate(tflite_bytes, config, labels, wake_word, positives, negatives,
              thresholds=THRESHOLDS, target_fa_per_hour=1.0, segment_seconds=600, log=print):
-    """The wake-word report dict (see the module docstring) for lists of audio file paths."""
+    """The wake-word report dict (see the module docstring) for lists of audio file paths.
+
+    positives=[]: negatives only (each curve point's "frr" is None; threshold_for_target is the
+    lowest threshold within the target rate), to set a threshold on negative audio alone."""
     from tflm_kws import audio  # pylint: disable=import-outside-toplevel
     if wake_word not in labels:
         raise ValueError(f"--wake_word={wake_word!r} is not one of the model's labels {labels}")
@@ -186,14 +189,15 @@ def evaluate(tflite_bytes, config, labels, wake_word, positives, negatives,
         for t, fired in firings(stream, labels, wake, thresholds,
                                     config.window_stride_ms).items():
             false_accepts[t] += len(fired)
-    if positive_count == 0 or negative_seconds == 0:
+    if (positives and positive_count == 0) or negative_seconds == 0:
         raise ValueError("no readable positive or negative audio (see the skipped files)")
     hours = negative_seconds / 3600.0
-    curve = [{"threshold": t, "frr": 1.0 - hits[t] / positive_count,
+    curve = [{"threshold": t, "frr": 1.0 - hits[t] / positive_count if positive_count else None,
               "false_accepts": false_accepts[t], "fa_per_hour": false_accepts[t] / hours}
              for t in thresholds]
     within = [p for p in curve if p["fa_per_hour"] <= target_fa_per_hour]
-    chosen = min(within, key=lambda p: (p["frr"], p["threshold"])) if within else None
+    chosen = (min(within, key=lambda p: (p["frr"] or 0.0, p["threshold"])) if within
+              else None)
     return {
         "wake_word": wake_word,
         "streaming_model": bool(model.frames_per_call),

@@ -27,7 +27,7 @@ import json
 import os
 import sys
 
-from tflm_kws import experiment
+from tflm_kws import experiment, io_utils
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHARED = os.path.join(os.path.dirname(REPO), "shared", "data")
@@ -88,11 +88,10 @@ def evaluation_files(wake_word, split, data_dir=SPEECH_COMMANDS, pd_dir=WAKE_WOR
     wake = engine.phonemes(wake_word)
     split_of = sources.split_rule(data_dir, DataSpec())
     words = sources.word_dirs(data_dir)
-    sc_split = split if label in words else "testing"
     positives, negatives = [], []
     for word in words:
         files = [p for p in sources.audio_files(os.path.join(data_dir, word))
-                 if split_of(word, p) == sc_split]
+                 if split_of(word, p) == split]
         if word == label:
             positives += files
         elif engine.phonemes(word.replace("_", " ")) != wake:
@@ -112,29 +111,44 @@ def evaluation_files(wake_word, split, data_dir=SPEECH_COMMANDS, pd_dir=WAKE_WOR
     return positives, negatives
 
 
-def measure(exp, work_dir, cache_dir, positives, negatives, target_fa_per_hour, log=print):
-    """Trains and converts `exp` (resuming), then its wake-word report on the files."""
+def measure(exp, work_dir, cache_dir, positives, negatives, target_fa_per_hour, log=print,
+            threshold_negatives=None):
+    """Trains and converts `exp` (resuming), then its wake-word report on the files.
+
+    threshold_negatives: other (validation) negative files: the threshold is then set on them
+    alone (the lowest within the target rate) and the report's "at_chosen_threshold" is the
+    point of `positives` / `negatives` at it: no threshold is tuned on the reported files."""
     from tflm_kws import evaluate_wake_word, frontend
     run = exp.run_dir(work_dir)
     train_dir, convert_dir = os.path.join(run, "train"), os.path.join(run, f"convert_{exp.stage()}")
     report_path = os.path.join(run, f"wake_word_{len(positives)}_{len(negatives)}.json")
-    if os.path.exists(report_path):
-        with open(report_path) as f:
-            return json.load(f), run
-    os.makedirs(run, exist_ok=True)
-    experiment.train(exp, train_dir, cache_dir)
-    if not os.path.exists(os.path.join(convert_dir, "model_int8.tflite")):
-        experiment.convert(exp, train_dir, convert_dir, cache_dir)
-    config, labels, _ = frontend.load_features_json(os.path.join(train_dir, "features.json"))
-    with open(os.path.join(convert_dir, "model_int8.tflite"), "rb") as f:
-        tflite_bytes = f.read()
     label = "_".join(exp.train_flags["wake_word"].split())
-    report = evaluate_wake_word.evaluate(tflite_bytes, config, labels, label, positives, negatives,
-                                         target_fa_per_hour=target_fa_per_hour, log=log)
-    report["run"] = run
-    with open(report_path + ".tmp", "w") as f:
-        json.dump(report, f, indent=1)
-    os.replace(report_path + ".tmp", report_path)
+
+    def evaluated(path, pos, neg):
+        if os.path.exists(path):
+            with open(path) as f:
+                return json.load(f)
+        os.makedirs(run, exist_ok=True)
+        experiment.train(exp, train_dir, cache_dir)
+        if not os.path.exists(os.path.join(convert_dir, "model_int8.tflite")):
+            experiment.convert(exp, train_dir, convert_dir, cache_dir)
+        config, labels, _ = frontend.load_features_json(os.path.join(train_dir, "features.json"))
+        with open(os.path.join(convert_dir, "model_int8.tflite"), "rb") as f:
+            tflite_bytes = f.read()
+        report = evaluate_wake_word.evaluate(tflite_bytes, config, labels, label, pos, neg,
+                                             target_fa_per_hour=target_fa_per_hour, log=log)
+        report["run"] = run
+        io_utils.atomic_write_json(path, report)
+        return report
+
+    report = evaluated(report_path, positives, negatives)
+    if threshold_negatives:
+        on_negatives = evaluated(os.path.join(run, f"threshold_{len(threshold_negatives)}.json"),
+                                 [], threshold_negatives)
+        chosen = on_negatives["threshold_for_target"]
+        report = dict(report, chosen_on_hours=on_negatives["negative_hours"],
+                      at_chosen_threshold=None if chosen is None else next(
+                          p for p in report["curve"] if p["threshold"] == chosen["threshold"]))
     return report, run
 
 
@@ -147,7 +161,10 @@ def score(report):
 
 
 def row(name, what, report):
-    chosen, at_device = report["threshold_for_target"], report["at_device_threshold"]
+    at_device = report["at_device_threshold"]
+    # A final row's threshold is set on the validation negatives; a validation row's is the
+    # best on its own (validation) files.
+    chosen = report.get("at_chosen_threshold", report["threshold_for_target"])
     return {"name": name, "what": what, "positives": report["positives"],
             "negative_hours": report["negative_hours"],
             "recall_at_200": 1.0 - at_device["frr"], "fa_per_hour_at_200": at_device["fa_per_hour"],
@@ -164,7 +181,11 @@ def markdown(result):
              f"{result['rows'][0]['negative_hours']:.2f} h of real negatives; int8 in TFLM, "
              f"streamed as the sketch runs; operating point: the lowest threshold with <= "
              f"{result['target_fa_per_hour']} false accepts per hour (with under an hour of "
-             f"negatives: none at all). {result['epochs']} epochs a run, QAT {QAT_EPOCHS}.", "",
+             f"negatives: none at all), "
+             + ("set on the validation split's negatives alone; recall and false accepts are "
+                "this split's at that threshold" if result.get("final") else
+                "chosen on these (validation) files")
+             + f". {result['epochs']} epochs a run, QAT {QAT_EPOCHS}.", "",
              "| configuration | what it adds | recall at 200 | FA/h at 200 | threshold | recall "
              "at the operating point | kept |",
              "|---|---|---:|---:|---:|---:|---|"]
@@ -183,6 +204,9 @@ def run_study(wake_word, split, work_dir, cache_dir, output_dir, data_dir=SPEECH
               log=print):
     positives, negatives = evaluation_files(wake_word, split, data_dir)
     log(f"{wake_word}: {len(positives)} positives, {len(negatives)} negative files ({split})")
+    # A final run's threshold is set on the validation negatives, never on the reported files.
+    threshold_negatives = (evaluation_files(wake_word, "validation", data_dir)[1] if final
+                           else None)
     pretrain = pretrain_experiment(data_dir)
     pretrained_dir = os.path.join(pretrain.run_dir(work_dir), "train")
     all_levers = levers(data_dir, pretrained_dir)
@@ -225,7 +249,7 @@ def run_study(wake_word, split, work_dir, cache_dir, output_dir, data_dir=SPEECH
         if "transfer" in kept:
             ensure_pretrained()
         report, _ = measure(wake_experiment(wake_word, flags), work_dir, cache_dir, positives,
-                            negatives, target_fa_per_hour, log)
+                            negatives, target_fa_per_hour, log, threshold_negatives)
         rows.append(dict(row("kept on validation: " + (" + ".join(kept) or "base"),
                              f"text only; levers chosen on {chosen_on!r} (validation)", report),
                          kept="final"))
@@ -237,11 +261,11 @@ def run_study(wake_word, split, work_dir, cache_dir, output_dir, data_dir=SPEECH
         trial = experiment.merge_train_flags(flags, {"data_params": {
             "positives_dir": shots, "real_positives": n}})
         report, _ = measure(wake_experiment(wake_word, trial), work_dir, cache_dir, positives,
-                            negatives, target_fa_per_hour, log)
+                            negatives, target_fa_per_hour, log, threshold_negatives)
         rows.append(dict(row(f"+{n} real recordings", f"{n} recordings of the phrase by "
                              f"training speakers (few-shot)", report), kept="few-shot"))
     result = {"wake_word": wake_word, "split": split, "target_fa_per_hour": target_fa_per_hour,
-              "epochs": EPOCHS, "rows": rows, "kept": kept, "command": command}
+              "final": final, "epochs": EPOCHS, "rows": rows, "kept": kept, "command": command}
     experiment.write_report(output_dir, f"{label}_{split}", result, markdown(result))
     return result
 

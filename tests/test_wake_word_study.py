@@ -1,0 +1,60 @@
+"""tflm_kws.wake_word_study: which real files a wake word is judged on, and the report."""
+import numpy as np
+
+from conftest import write_wav
+from tflm_kws import wake_word_study as study
+
+
+def _tree(tmp_path):
+    sc, pd = tmp_path / "sc", tmp_path / "pd"
+    for word, speakers in (("happy", ("a1", "b2", "c3")), ("bed", ("a1", "d4"))):
+        (sc / word).mkdir(parents=True)
+        for s in speakers:
+            write_wav(sc / word / f"{s}_nohash_0.wav", np.full(1600, 500, np.int16))
+    (sc / "validation_list.txt").write_text("happy/b2_nohash_0.wav\nbed/d4_nohash_0.wav\n")
+    (sc / "testing_list.txt").write_text("happy/c3_nohash_0.wav\n")
+    for folder in ("computer", "athena", "amelia", "LICENSES"):
+        (pd / folder).mkdir(parents=True)
+        write_wav(pd / folder / "x.wav", np.full(1600, 500, np.int16))
+    return sc, pd
+
+
+def test_speech_commands_word_is_judged_on_its_split(tmp_path):
+    sc, pd = _tree(tmp_path)
+    pos, neg = study.evaluation_files("happy", "validation", str(sc), str(pd))
+    assert [p.split("/")[-1] for p in pos] == ["b2_nohash_0.wav"]
+    # The split's other words, and the pd folder kept for validation (athena).
+    assert sorted(p.split("/")[-2] for p in neg) == ["athena", "bed"]
+    pos, neg = study.evaluation_files("happy", "testing", str(sc), str(pd))
+    assert [p.split("/")[-1] for p in pos] == ["c3_nohash_0.wav"]
+    assert sorted(p.split("/")[-2] for p in neg) == ["amelia", "computer"]  # no testing bed
+
+
+def test_pd_phrase_uses_all_its_recordings(tmp_path):
+    sc, pd = _tree(tmp_path)
+    pos, neg = study.evaluation_files("computer", "testing", str(sc), str(pd))
+    assert [p.split("/")[-2] for p in pos] == ["computer"]
+    assert sorted(p.split("/")[-2] for p in neg) == ["amelia", "happy"]
+
+
+def test_missing_recordings_are_named(tmp_path):
+    sc, pd = _tree(tmp_path)
+    import pytest
+    with pytest.raises(ValueError, match="no real recordings of 'jarvis'"):
+        study.evaluation_files("jarvis", "testing", str(sc), str(pd))
+
+
+def test_markdown_rows_and_scores():
+    point = {"threshold": 180, "frr": 0.25, "false_accepts": 0, "fa_per_hour": 0.0}
+    report = {"positives": 8, "negative_hours": 0.4, "threshold_for_target": point,
+              "at_device_threshold": dict(point, threshold=200, frr=0.5), "run": "r"}
+    assert study.score(report) == (0.75, 0.5)
+    # A final row's threshold is the one set on the validation negatives.
+    final = dict(report, at_chosen_threshold=dict(point, threshold=190, frr=0.375))
+    r = study.row("x", "y", final)
+    assert (r["threshold"], r["recall_at_target"]) == (190, 0.625)
+    text = study.markdown({"wake_word": "happy", "split": "testing", "final": True,
+                           "target_fa_per_hour": 1.0, "epochs": 40, "kept": ["transfer"],
+                           "rows": [dict(r, kept="final")], "command": "c"})
+    assert "| x | y | 0.500 | 0.0 | 190 | 0.625 | final |" in text
+    assert "set on the validation split's negatives" in text
