@@ -201,7 +201,7 @@ def markdown(result):
 
 def run_study(wake_word, split, work_dir, cache_dir, output_dir, data_dir=SPEECH_COMMANDS,
               final=False, few_shot=(), target_fa_per_hour=1.0, command="", levers_from=None,
-              log=print):
+              few_shot_levers=(), name=None, log=print):
     positives, negatives = evaluation_files(wake_word, split, data_dir)
     log(f"{wake_word}: {len(positives)} positives, {len(negatives)} negative files ({split})")
     # A final run's threshold is set on the validation negatives, never on the reported files.
@@ -253,20 +253,28 @@ def run_study(wake_word, split, work_dir, cache_dir, output_dir, data_dir=SPEECH
         rows.append(dict(row("kept on validation: " + (" + ".join(kept) or "base"),
                              f"text only; levers chosen on {chosen_on!r} (validation)", report),
                          kept="final"))
+    by_name = {lever.name: lever for lever in all_levers}
+    unknown = sorted(set(few_shot_levers) - set(by_name))
+    if unknown:
+        raise ValueError(f"--few_shot_levers: no lever(s) {unknown}; levers: {sorted(by_name)}")
+    shot_flags = flags
+    for name in few_shot_levers:
+        shot_flags = experiment.merge_train_flags(shot_flags, by_name[name].train_flags)
+    extra = "".join(f" + {name}" for name in few_shot_levers)
     for n in few_shot:
         if data_dir and label not in os.listdir(data_dir):
             raise ValueError(f"--few_shot needs {wake_word!r} recordings of training speakers "
                              f"(a Speech Commands word)")
         shots = _few_shot_pool(data_dir, label)
-        trial = experiment.merge_train_flags(flags, {"data_params": {
+        trial = experiment.merge_train_flags(shot_flags, {"data_params": {
             "positives_dir": shots, "real_positives": n}})
         report, _ = measure(wake_experiment(wake_word, trial), work_dir, cache_dir, positives,
                             negatives, target_fa_per_hour, log, threshold_negatives)
-        rows.append(dict(row(f"+{n} real recordings", f"{n} recordings of the phrase by "
-                             f"training speakers (few-shot)", report), kept="few-shot"))
+        rows.append(dict(row(f"+{n} real recordings{extra}", f"{n} recordings of the phrase "
+                             f"by training speakers (few-shot)", report), kept="few-shot"))
     result = {"wake_word": wake_word, "split": split, "target_fa_per_hour": target_fa_per_hour,
               "final": final, "epochs": EPOCHS, "rows": rows, "kept": kept, "command": command}
-    experiment.write_report(output_dir, f"{label}_{split}", result, markdown(result))
+    experiment.write_report(output_dir, name or f"{label}_{split}", result, markdown(result))
     return result
 
 
@@ -295,10 +303,13 @@ def main(argv=None):
     parser.add_argument("--levers_from", default=None, help="with --final: the wake word whose "
                         "validation run chose the levers (default: --wake_word)")
     parser.add_argument("--few_shot", default="", help="comma-separated N real recordings")
+    parser.add_argument("--few_shot_levers", default="", help="comma-separated levers added to "
+                        "the kept ones for the few-shot runs (e.g. real_negatives)")
     parser.add_argument("--data_dir", default=SPEECH_COMMANDS)
     parser.add_argument("--work_dir", default=os.path.join(REPO, "runs", "wake_word_study"))
     parser.add_argument("--cache_dir", default=None)
     parser.add_argument("--output_dir", default=os.path.join(REPO, "bench", "wake_word"))
+    parser.add_argument("--name", default=None, help="report stem (default <wake word>_<split>)")
     parser.add_argument("--target_fa_per_hour", type=float, default=1.0)
     args = parser.parse_args(argv)
     few_shot = [int(n) for n in args.few_shot.split(",") if n.strip()]
@@ -308,7 +319,9 @@ def main(argv=None):
                            args.output_dir, args.data_dir, args.final, few_shot,
                            args.target_fa_per_hour,
                            command=experiment.entry_point_command("tflm_kws.wake_word_study"),
-                           levers_from=args.levers_from)
+                           levers_from=args.levers_from,
+                           few_shot_levers=[n for n in args.few_shot_levers.split(",") if n],
+                           name=args.name)
     except (FileNotFoundError, ValueError) as err:
         print(f"wake_word_study: error: {err}", file=sys.stderr)
         return 2
