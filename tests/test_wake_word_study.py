@@ -56,5 +56,5 @@ def test_markdown_rows_and_scores():
     text = study.markdown({"wake_word": "happy", "split": "testing", "final": True,
                            "target_fa_per_hour": 1.0, "epochs": 40, "kept": ["transfer"],
                            "rows": [dict(r, kept="final")], "command": "c"})
-    assert "| x | y | 0.500 | 0.0 | 190 | 0.625 | final |" in text
+    assert "| x | y | 0.500 | 0.0 | 190 | 0.625 | 0.0 | final |" in text
     assert "set on the validation split's negatives" in text

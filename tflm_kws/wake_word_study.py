@@ -187,13 +187,15 @@ def markdown(result):
                 "chosen on these (validation) files")
              + f". {result['epochs']} epochs a run, QAT {QAT_EPOCHS}.", "",
              "| configuration | what it adds | recall at 200 | FA/h at 200 | threshold | recall "
-             "at the operating point | kept |",
-             "|---|---|---:|---:|---:|---:|---|"]
+             "at the operating point | FA/h there | kept |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in result["rows"]:
         threshold = r["threshold"] if r["threshold"] is not None else "none"
+        fa = (f"{r['fa_per_hour_at_target']:.1f}" if r["fa_per_hour_at_target"] is not None
+              else "—")
         lines.append(f"| {r['name']} | {r['what']} | {r['recall_at_200']:.3f} | "
                      f"{r['fa_per_hour_at_200']:.1f} | {threshold} | {r['recall_at_target']:.3f} | "
-                     f"{r.get('kept', '')} |")
+                     f"{fa} | {r.get('kept', '')} |")
     lines += ["", f"Kept: {', '.join(result['kept']) or 'none'}.", "",
               f"Command: `{result['command']}`"]
     return "\n".join(lines) + "\n"
