@@ -260,9 +260,9 @@ def run_study(wake_word, split, work_dir, cache_dir, output_dir, data_dir=SPEECH
     if unknown:
         raise ValueError(f"--few_shot_levers: no lever(s) {unknown}; levers: {sorted(by_name)}")
     shot_flags = flags
-    for name in few_shot_levers:
-        shot_flags = experiment.merge_train_flags(shot_flags, by_name[name].train_flags)
-    extra = "".join(f" + {name}" for name in few_shot_levers)
+    for lever_name in few_shot_levers:
+        shot_flags = experiment.merge_train_flags(shot_flags, by_name[lever_name].train_flags)
+    extra = "".join(f" + {lever_name}" for lever_name in few_shot_levers)
     for n in few_shot:
         if data_dir and label not in os.listdir(data_dir):
             raise ValueError(f"--few_shot needs {wake_word!r} recordings of training speakers "
