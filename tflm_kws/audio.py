@@ -32,6 +32,12 @@ def is_audio_file(path) -> bool:
     return os.fspath(path).lower().endswith(AUDIO_EXTENSIONS)
 
 
+def audio_files_under(directory) -> list:
+    """The audio files of `directory` and its subfolders, sorted."""
+    return sorted(os.path.join(root, name) for root, _, names in os.walk(directory)
+                  for name in names if is_audio_file(name))
+
+
 def _op_message(error: tf.errors.OpError) -> str:
     """The useful part of a tensorflow-io error (drops the '{{function_node ...}}' prefix)."""
     message = error.message.split("}}")[-1].split("[Op:")[0].strip()

@@ -26,7 +26,6 @@ import numpy as np
 
 from tflm_kws import recognizer as rules
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
 LEAD_MS = 1000
 THRESHOLDS = tuple(range(100, 255, 5)) + (rules.DETECTION_THRESHOLD,)
 
@@ -126,12 +125,13 @@ def firings(stream, labels, wake_index, thresholds, stride_ms=rules.STRIDE_MS):
 
 
 def audio_files(directory, what):
+    from tflm_kws import audio  # pylint: disable=import-outside-toplevel
     if not directory or not os.path.isdir(directory):
         raise FileNotFoundError(f"--{what}={directory!r} is not a directory")
-    paths = sorted(os.path.join(root, name) for root, _, names in os.walk(directory)
-                   for name in names if name.lower().endswith(AUDIO_EXTENSIONS))
+    paths = audio.audio_files_under(directory)
     if not paths:
-        raise FileNotFoundError(f"--{what}={directory}: no audio files ({', '.join(AUDIO_EXTENSIONS)})")
+        raise FileNotFoundError(f"--{what}={directory}: no audio files "
+                                f"({', '.join(audio.AUDIO_EXTENSIONS)})")
     return paths
 
 

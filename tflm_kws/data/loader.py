@@ -205,7 +205,7 @@ def load(spec: DataSpec, config: frontend.FrontendConfig, cache_dir, workers=Non
         if spec.tts != "espeak":
             source_key["tts"] = synthetic.tts_version(spec.tts)
         if listing.other_speech is not None or listing.positives:
-            source_key["real"] = _stats(listing.real_files())
+            source_key["real"] = [_stat(p) for p in listing.real_files()]
     else:
         listing = sources.list_data(spec.data_dir, spec)
         source_key = _file_list_key(spec.data_dir, listing)
@@ -231,8 +231,11 @@ def load(spec: DataSpec, config: frontend.FrontendConfig, cache_dir, workers=Non
     return KwsData(spec, config, labels, arrays, store_dir, skipped)
 
 
-def _stats(paths):
-    return [[os.path.abspath(p), os.stat(p).st_size, os.stat(p).st_mtime_ns] for p in paths]
+def _stat(path, root=None):
+    """[path (relative to root, else absolute), size, mtime] for a cache key."""
+    st = os.stat(path)
+    return [os.path.relpath(path, root) if root else os.path.abspath(path), st.st_size,
+            st.st_mtime_ns]
 
 
 class _SyntheticListing:
@@ -269,8 +272,7 @@ def _synthetic_listing(spec):
 
 def _file_list_key(data_dir, listing):
     def stat(path):
-        st = os.stat(path)
-        return [os.path.relpath(path, data_dir), st.st_size, st.st_mtime_ns]
+        return _stat(path, data_dir)
     extra = [os.path.join(data_dir, n) for n in ("validation_list.txt", "testing_list.txt")]
     return {"layout": listing.layout, "labels": listing.labels,
             "items": [stat(it.path) + [it.label, it.split] for it in listing.items],

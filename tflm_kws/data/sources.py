@@ -121,8 +121,6 @@ class OtherSpeech:
     """Real negatives for a synthetic wake word (DataSpec.negatives_dir)."""
     items: list                 # [Item] labelled `_unknown_` (label 1)
     noise_files: list
-    words: list                 # word folders used
-    left_out: list              # word folders spoken like the wake word
 
 
 def list_other_speech(directory, spec, sounds_like_wake_word) -> OtherSpeech:
@@ -150,15 +148,14 @@ def list_other_speech(directory, spec, sounds_like_wake_word) -> OtherSpeech:
         take = min(cap, len(pool[split]))
         chosen = sorted(rng.choice(len(pool[split]), size=take, replace=False)) if take else []
         items += [Item(pool[split][i], 1, split, True) for i in chosen]
-    return OtherSpeech(items, _noise_files(directory), used, left_out)
+    return OtherSpeech(items, _noise_files(directory))
 
 
 def list_recordings(directory) -> list:
     """The audio files of `directory` and its subfolders, sorted."""
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"positives_dir {directory!r} does not exist or is not a directory")
-    found = sorted(os.path.join(root, f) for root, _, files in os.walk(directory)
-                   for f in files if audio.is_audio_file(f))
+    found = audio.audio_files_under(directory)
     if not found:
         raise ValueError(f"positives_dir {directory!r} holds no audio files")
     return found

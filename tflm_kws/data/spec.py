@@ -79,8 +79,9 @@ class DataSpec:
     ON_THE_FLY = ("time_masks", "time_mask_max_frames", "freq_masks", "freq_mask_max_channels")
     # Fields added after runs and feature caches existed: to_dict() leaves them out at their
     # default, so the run identities (resume) and cache keys made before them stay valid.
-    OMITTED_AT_DEFAULT = ("synthetic_fraction", "exclude_words", "silence_transients", "tts", "channel_probability", "negatives_dir",
-                          "real_negatives", "positives_dir", "real_positives")
+    OMITTED_AT_DEFAULT = ("synthetic_fraction", "exclude_words", "silence_transients", "tts",
+                          "channel_probability", "negatives_dir", "real_negatives",
+                          "positives_dir", "real_positives")
 
     def __post_init__(self):
         if self.wanted_words is not None:

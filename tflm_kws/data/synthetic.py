@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from tflm_kws.data import espeak, noise, piper_tts
-from tflm_kws.data.spec import SILENCE_LABEL, TTS_CHOICES, UNKNOWN_LABEL
+from tflm_kws.data.spec import SILENCE_LABEL, UNKNOWN_LABEL
 
 GENERATOR_VERSION = 1
 
@@ -111,15 +111,12 @@ def voices(engine) -> list:
             if not variant or engine.has_variant(variant)]
 
 
-
 class Speakers:
-    """The voices of the text-to-speech engines `tts` names ('espeak', 'piper' or
-    'espeak+piper'), behind one synthesize(text, voice, rate, pitch, seed) at `sample_rate`.
+    """The voices of the text-to-speech engines `tts` names (one of spec.TTS_CHOICES, checked by
+    DataSpec), behind one synthesize(text, voice, rate, pitch, seed) at `sample_rate`.
     espeak-ng is always loaded: it also gives the phonemes that near misses are checked with."""
 
     def __init__(self, tts: str, seed: int):
-        if tts not in TTS_CHOICES:
-            raise ValueError(f"tts must be one of {list(TTS_CHOICES)}, got {tts!r}")
         self.espeak = espeak.Espeak()  # fresh engine: see Espeak on determinism
         self.sample_rate = self.espeak.sample_rate
         self.piper = piper_tts.Piper(seed) if "piper" in tts else None
