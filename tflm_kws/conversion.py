@@ -359,17 +359,6 @@ def wake_word_label(labels):
     return words[0]
 
 
-def choose_threshold(sketch_bytes, config, labels, positives_dir, negatives_dir,
-                     target_fa_per_hour=1.0, log=logging.info):
-    """evaluate_wake_word's report of the sketch's model on real recordings (folders), whose
-    threshold_for_target becomes model_data.h's kDetectionThreshold."""
-    return evaluate_wake_word.evaluate(
-        sketch_bytes, config, labels, wake_word_label(labels),
-        evaluate_wake_word.audio_files(positives_dir, "wake_word_positives"),
-        evaluate_wake_word.audio_files(negatives_dir, "wake_word_negatives"),
-        target_fa_per_hour=target_fa_per_hour, log=log)
-
-
 def convert(model_dir, qat_epochs=3, data_dir=None, output_dir=None, arduino_dir=None,
             learning_rate=1e-4, batch_size=100, representative_samples=200, cache_dir=None,
             wake_word_positives=None, wake_word_negatives=None, target_fa_per_hour=1.0):
@@ -390,10 +379,10 @@ def convert(model_dir, qat_epochs=3, data_dir=None, output_dir=None, arduino_dir
                          "recordings of the wake word, and of other audio)")
     model, config, labels, data_spec, training_metrics = load_training_output(model_dir)
     if wake_word_positives:  # bad input is named before the conversion's minutes of work
-        wake_word_label(labels)
-        for folder, what in ((wake_word_positives, "wake_word_positives"),
-                             (wake_word_negatives, "wake_word_negatives")):
-            evaluate_wake_word.audio_files(folder, what)
+        wake_word = wake_word_label(labels)
+        wake_files = [evaluate_wake_word.audio_files(folder, what) for folder, what in (
+            (wake_word_positives, "wake_word_positives"),
+            (wake_word_negatives, "wake_word_negatives"))]
     cache_dir = cache_dir or training_metrics.get("cache_dir") or os.path.join(model_dir,
                                                                                "feature_cache")
     dataset = load_data(data_spec, config, data_dir, cache_dir)
@@ -406,9 +395,11 @@ def convert(model_dir, qat_epochs=3, data_dir=None, output_dir=None, arduino_dir
     report["model"] = training_metrics.get("model", model.name)
     report["data_dir"] = (data_dir if data_dir is not None else (data_spec or {}).get("data_dir"))
     if wake_word_positives:
-        report["wake_word"] = choose_threshold(
+        # The sketch's model on the real recordings: its threshold_for_target becomes
+        # model_data.h's kDetectionThreshold (write_artifacts).
+        report["wake_word"] = evaluate_wake_word.evaluate(
             stream_bytes if stream_bytes is not None else tflite_bytes, config, labels,
-            wake_word_positives, wake_word_negatives, target_fa_per_hour)
+            wake_word, *wake_files, target_fa_per_hour=target_fa_per_hour, log=logging.info)
     paths = write_artifacts(output_dir or model_dir, tflite_bytes, report, config, labels,
                             arduino_dir, stream_bytes)
     return report, paths
