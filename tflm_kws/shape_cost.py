@@ -33,26 +33,26 @@ def shapes(grid):
 
 
 def int8_flatbuffer(model_name, hparams, seed=0):
-    """The fused, int8 flatbuffer of an untrained `model_name` with `hparams` (12 labels)."""
+    """(int8 flatbuffer, deploy params and MACs) of an untrained `model_name` with `hparams`
+    (12 labels), fused."""
     import tf_keras as keras
-    from tflm_kws import export, models
+    from tflm_kws import complexity, export, models
     from tflm_kws.reparameterize import reparameterize
     keras.utils.set_random_seed(seed)
-    model = models.build(model_name, **hparams)
+    fused = reparameterize(models.build(model_name, **hparams))
     features = np.random.default_rng(seed).integers(-128, 128, (32, 49, 40)).astype(np.int8)
-    tflite = export.convert_int8(reparameterize(model), features, 32)
+    tflite = export.convert_int8(fused, features, 32)
+    counts = complexity.count_params_and_macs(fused)
     keras.backend.clear_session()
-    return tflite
+    return tflite, counts
 
 
 def measure_shapes(model_name, grid_shapes, arduino_src, log=print):
-    from tflm_kws import complexity, m4_cost, models
-    from tflm_kws.reparameterize import reparameterize
+    from tflm_kws import m4_cost
     rows = []
     for hparams in grid_shapes:
-        counts = complexity.count_params_and_macs(reparameterize(models.build(model_name,
-                                                                             **hparams)))
-        result = m4_cost.measure(int8_flatbuffer(model_name, hparams), arduino_src)
+        tflite, counts = int8_flatbuffer(model_name, hparams)
+        result = m4_cost.measure(tflite, arduino_src)
         rows.append({"hparams": hparams, "params": counts["params"], "macs": result["macs"],
                      "instructions": result["invoke_instructions"],
                      "arena_bytes": result["arena_used_bytes_m4"], "ops": result["ops"]})
