@@ -123,18 +123,25 @@ def measure(exp, work_dir, cache_dir, positives, negatives, target_fa_per_hour, 
     train_dir, convert_dir = os.path.join(run, "train"), os.path.join(run, f"convert_{exp.stage()}")
     report_path = os.path.join(run, f"wake_word_{len(positives)}_{len(negatives)}.json")
     label = "_".join(exp.train_flags["wake_word"].split())
+    trained = []  # (config, labels, int8 bytes), once the run is trained and converted
+
+    def model():
+        if not trained:
+            os.makedirs(run, exist_ok=True)
+            experiment.train(exp, train_dir, cache_dir)
+            if not os.path.exists(os.path.join(convert_dir, "model_int8.tflite")):
+                experiment.convert(exp, train_dir, convert_dir, cache_dir)
+            config, labels, _ = frontend.load_features_json(os.path.join(train_dir,
+                                                                         "features.json"))
+            with open(os.path.join(convert_dir, "model_int8.tflite"), "rb") as f:
+                trained.append((config, labels, f.read()))
+        return trained[0]
 
     def evaluated(path, pos, neg):
         if os.path.exists(path):
             with open(path) as f:
                 return json.load(f)
-        os.makedirs(run, exist_ok=True)
-        experiment.train(exp, train_dir, cache_dir)
-        if not os.path.exists(os.path.join(convert_dir, "model_int8.tflite")):
-            experiment.convert(exp, train_dir, convert_dir, cache_dir)
-        config, labels, _ = frontend.load_features_json(os.path.join(train_dir, "features.json"))
-        with open(os.path.join(convert_dir, "model_int8.tflite"), "rb") as f:
-            tflite_bytes = f.read()
+        config, labels, tflite_bytes = model()
         report = evaluate_wake_word.evaluate(tflite_bytes, config, labels, label, pos, neg,
                                              target_fa_per_hour=target_fa_per_hour, log=log)
         report["run"] = run
