@@ -41,3 +41,25 @@ def write_wav(path, samples, rate=16000):
         f.setsampwidth(2)
         f.setframerate(rate)
         f.writeframes(samples.astype("<i2").tobytes())
+
+
+def long_signal(seconds=180, seed=0):
+    """Speech (the fixture clips at random gains) over noise whose level jumps every few seconds
+    (-60 to -10 dBFS), with stretches of digital silence: the noise estimate keeps moving."""
+    from tflm_kws import audio  # pylint: disable=import-outside-toplevel
+    rng = np.random.default_rng(seed)
+    clips = [audio.load_audio(REPO / "tests" / "fixtures" / "tflm_testdata" / f"{w}_1000ms.wav")
+             for w in ("yes", "no")]
+    parts, length = [], 0
+    while length < seconds * 16000:
+        n = int(rng.integers(1, 6)) * 16000
+        if rng.random() < 0.15:
+            part = np.zeros(n)
+        else:
+            part = rng.standard_normal(n) * 32768 * 10 ** (rng.uniform(-60, -10) / 20)
+            clip = clips[int(rng.integers(2))] * rng.uniform(0.1, 2.0)
+            at = int(rng.integers(0, n - 16000 + 1))
+            part[at:at + 16000] += clip
+        parts.append(part)
+        length += n
+    return np.clip(np.concatenate(parts), -32768, 32767).astype(np.int16)

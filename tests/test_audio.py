@@ -129,3 +129,38 @@ def test_resample_keeps_timing():
     for rate in (8000, 22050, 44100, 48000):
         up = audio.resample(impulse, 16000, rate)
         assert abs(int(np.argmax(np.abs(up))) - 8000 * rate / 16000) <= 1
+
+
+@pytest.mark.parametrize("rate,channels,kind", [(16000, 1, "wav"), (16000, 1, "flac"),
+                                                 (44100, 2, "wav"), (8000, 1, "wav"),
+                                                 (22050, 1, "float")])
+def test_audio_blocks_are_the_whole_file(tmp_path, rate, channels, kind):
+    """Read 2 s at a time, a 7.3 s file's blocks join to load_audio's samples (resampled ones
+    within 1 LSB: each block is resampled with 1 s of context either side)."""
+    rng = np.random.default_rng(rate)
+    n = int(rate * 7.3)
+    envelope = np.abs(np.sin(np.arange(n) / (rate / 3)))[:, np.newaxis]
+    samples = rng.standard_normal((n, channels)) * 6000 * envelope
+    path = tmp_path / f"long.{'flac' if kind == 'flac' else 'wav'}"
+    if kind == "float":
+        _write_float_wav(path, (samples[:, 0] / 32768).astype(np.float32), rate)
+    elif kind == "flac":
+        path.write_bytes(tfio.audio.encode_flac(
+            tf.constant(np.clip(samples, -32768, 32767).astype(np.int16)), rate=rate).numpy())
+    else:
+        write_wav(path, np.clip(samples, -32768, 32767).astype(np.int16), rate)
+    whole = audio.load_audio(path)
+    blocks = list(audio.audio_blocks(path, block_seconds=2))
+    assert len(blocks) == 4 and all(len(b) == 32000 for b in blocks[:3])
+    joined = np.concatenate(blocks)
+    assert joined.shape == whole.shape
+    tolerance = 0 if rate == 16000 else 1
+    assert np.abs(joined.astype(np.int32) - whole).max() <= tolerance
+
+
+def test_audio_blocks_name_a_bad_file(tmp_path):
+    garbage = tmp_path / "garbage.wav"
+    garbage.write_bytes(b"not audio at all " * 64)
+    with pytest.raises(AudioDecodeError, match="cannot decode") as info:
+        list(audio.audio_blocks(garbage))
+    assert info.value.path == str(garbage)

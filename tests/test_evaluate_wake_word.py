@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import REPO
+from conftest import REPO, long_signal
 from test_arduino_sketch import (FIXTURES, Recognizer, core_tools, model_bytes,  # noqa: F401
                                  model_labels, write_wav)
 from tflm_kws import evaluate_wake_word as eww
@@ -155,3 +155,31 @@ def test_bad_input_is_named(tmp_path):
         eww.audio_files(str(tmp_path / "empty"), "negatives")
     with pytest.raises(ValueError, match="--wake_word='hey' is not one of"):
         eww.evaluate(model_bytes(), frontend.FrontendConfig(), model_labels(), "hey", [], [])
+
+
+def test_negatives_follow_on_as_one_recording_read_in_blocks(tmp_path):
+    """70 s of speech in noise scored as one file read 60 s at a time, read 3 s at a time, and
+    cut into four files: the same firings at every threshold (one continuous frontend, model
+    and recognizer state across blocks and files)."""
+    signal = long_signal(seconds=70, seed=3)
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    whole.mkdir()
+    parts.mkdir()
+    write_wav(whole / "long.wav", signal)
+    cuts = [0, 11 * 16000, 12 * 16000 + 320, 40 * 16000, len(signal)]
+    for i, (a, b) in enumerate(zip(cuts, cuts[1:])):
+        write_wav(parts / f"{i}.wav", signal[a:b])
+    config, labels = frontend.FrontendConfig(), model_labels()
+
+    def curve(folder, block_seconds):
+        report = eww.evaluate(model_bytes(), config, labels, "yes", [],
+                              eww.audio_files(folder, "negatives"),
+                              thresholds=range(0, 255, 10), block_seconds=block_seconds,
+                              log=lambda m: None)
+        assert report["negative_hours"] == pytest.approx(len(signal) / 16000 / 3600)
+        return [p["false_accepts"] for p in report["curve"]]
+
+    reference = curve(whole, 60)
+    assert sum(reference) > 0  # low thresholds do fire on this audio
+    assert curve(whole, 3) == reference
+    assert curve(parts, 60) == reference

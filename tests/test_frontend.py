@@ -10,7 +10,7 @@ from tflm_kws import audio, frontend
 from tflm_kws.frontend import FrontendConfig
 from tensorflow.lite.experimental.microfrontend.python.ops import audio_microfrontend_op
 
-from conftest import TFLM_TESTDATA
+from conftest import TFLM_TESTDATA, long_signal
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 
@@ -144,3 +144,25 @@ def test_stream_features_carry_state_across_windows():
     assert frontend.compute_stream_features(np.zeros(100, np.int16), config).shape == (0, 40)
     with pytest.raises(TypeError, match="1-D int16"):
         frontend.compute_stream_features(np.zeros(16000, np.float32), config)
+
+
+@pytest.mark.parametrize("block", [3 * 16000 + 7, 16000 * 60])
+def test_feature_stream_in_blocks_equals_the_whole_stream(block):
+    config = frontend.FrontendConfig()
+    signal = long_signal()
+    whole = frontend.compute_stream_features(signal, config)
+    stream = frontend.FeatureStream(config)
+    pieces = [stream.push(signal[i:i + block]) for i in range(0, len(signal), block)]
+    np.testing.assert_array_equal(np.concatenate(pieces), whole)
+
+
+def test_feature_stream_needs_its_warmup():
+    """With 1 s of warm-up the restarted noise estimate has not caught up: the blocks' features
+    differ from the continuous stream's (what STREAM_WARMUP_SECONDS is for)."""
+    config = frontend.FrontendConfig()
+    signal = long_signal()
+    stream = frontend.FeatureStream(config, warmup_seconds=1)
+    pieces = [stream.push(signal[i:i + 48000]) for i in range(0, len(signal), 48000)]
+    assert (np.concatenate(pieces) != frontend.compute_stream_features(signal, config)).any()
+    with pytest.raises(TypeError, match="1-D int16"):
+        stream.push(np.zeros(10, np.float32))

@@ -93,12 +93,8 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
     return out[:round(samples.shape[0] * rate_out / rate_in)]
 
 
-def load_audio(path, sample_rate=16000, expect_speech=False) -> np.ndarray:
-    """int16 mono samples of an audio file, resampled to `sample_rate`.
-
-    Raises AudioDecodeError for a missing, empty, corrupt or truncated file, one that decodes to NaN
-    or infinity, and (with expect_speech=True) one that is silent throughout.
-    """
+def _open(path):
+    """(tensorflow-io's lazy reader, its sample rate) of an audio file, or AudioDecodeError."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise AudioDecodeError(path, "file not found")
@@ -106,35 +102,85 @@ def load_audio(path, sample_rate=16000, expect_speech=False) -> np.ndarray:
         raise AudioDecodeError(path, "empty file (0 bytes)")
     try:
         io_tensor = tfio.audio.AudioIOTensor(path)
-        samples = io_tensor.to_tensor().numpy()
         rate = int(io_tensor.rate.numpy())
+        shape = io_tensor.shape.numpy()
     except tf.errors.OpError as e:
         raise AudioDecodeError(path, f"cannot decode (corrupt, truncated or not audio): "
                                f"{_op_message(e)}") from None
-    if samples.ndim != 2 or samples.shape[0] == 0:
+    if len(shape) != 2 or shape[0] == 0:
         raise AudioDecodeError(path, "decodes to no samples")
     if rate <= 0:
         raise AudioDecodeError(path, f"invalid sample rate {rate}")
+    return io_tensor, rate
+
+
+def _read(path, io_tensor, start=None, stop=None) -> np.ndarray:
+    """Samples [start:stop] (all by default) of an open file, checked."""
+    try:
+        samples = (io_tensor.to_tensor() if start is None else io_tensor[start:stop]).numpy()
+    except tf.errors.OpError as e:
+        raise AudioDecodeError(path, f"cannot decode (corrupt, truncated or not audio): "
+                               f"{_op_message(e)}") from None
     if samples.dtype.kind == "f" and not np.all(np.isfinite(samples)):
         raise AudioDecodeError(path, "decodes to NaN or infinite samples")
+    return samples
 
-    if samples.dtype == np.int16 and rate == sample_rate:
+
+def _mono(samples: np.ndarray, exact: bool) -> np.ndarray:
+    """int16 mono of int16 samples when `exact` (bit-exact), else float64 mono in [-1, 1)."""
+    if exact and samples.dtype == np.int16:
         # Exact path: mono stays bit-exact, channels are averaged in integers.
         if samples.shape[1] == 1:
-            audio = samples[:, 0].copy()
-        else:
-            audio = np.round(samples.astype(np.float64).mean(axis=1)).astype(np.int16)
-    else:
-        mono = _to_float(samples).mean(axis=1)
-        if rate != sample_rate:
-            mono = resample(mono, rate, sample_rate)
-        audio = _to_int16(mono)
+            return samples[:, 0].copy()
+        return np.round(samples.astype(np.float64).mean(axis=1)).astype(np.int16)
+    return _to_float(samples).mean(axis=1)
+
+
+def load_audio(path, sample_rate=16000, expect_speech=False) -> np.ndarray:
+    """int16 mono samples of an audio file, resampled to `sample_rate`.
+
+    Raises AudioDecodeError for a missing, empty, corrupt or truncated file, one that decodes to NaN
+    or infinity, and (with expect_speech=True) one that is silent throughout.
+    """
+    io_tensor, rate = _open(path)
+    mono = _mono(_read(path, io_tensor), exact=rate == sample_rate)
+    if rate != sample_rate:
+        mono = resample(mono, rate, sample_rate)
+    audio = mono if mono.dtype == np.int16 else _to_int16(mono)
     if audio.size == 0:
         raise AudioDecodeError(path, f"too short to resample to {sample_rate} Hz")
     if expect_speech and int(np.max(np.abs(audio.astype(np.int32)))) < SILENCE_PEAK:
         raise AudioDecodeError(path, f"silent throughout (peak below {SILENCE_PEAK}/32768) where speech "
                                f"is expected")
     return audio
+
+
+def audio_blocks(path, sample_rate=16000, block_seconds=60):
+    """int16 mono blocks of an audio file in order, at `sample_rate`, decoded `block_seconds` at a
+    time, so that an hours-long recording is never held whole. Their concatenation is
+    `load_audio`'s samples: exactly at the file's own rate, within 1 LSB when resampled (each
+    block is resampled with 1 s of the file either side, then trimmed; tested).
+
+    Raises AudioDecodeError as load_audio does (a block that fails mid-file, once blocks before it
+    have been returned)."""
+    io_tensor, rate = _open(path)
+    total = int(io_tensor.shape.numpy()[0])
+    block = max(1, int(block_seconds)) * rate  # whole seconds: block edges map to whole samples
+    context = rate if rate != sample_rate else 0
+    for start in range(0, total, block):
+        stop = min(start + block, total)
+        first = max(0, start - context)
+        mono = _mono(_read(path, io_tensor, first, min(total, stop + context)),
+                     exact=rate == sample_rate)
+        if rate == sample_rate:
+            out = mono if mono.dtype == np.int16 else _to_int16(mono)
+        else:
+            resampled = resample(mono, rate, sample_rate)
+            skip = (start - first) * sample_rate // rate
+            keep = round(stop * sample_rate / rate) - start * sample_rate // rate
+            out = _to_int16(resampled[skip:skip + keep])
+        if out.size:
+            yield out
 
 
 def fit_to_length(audio: np.ndarray, length: int, rng=None) -> np.ndarray:

@@ -11,9 +11,10 @@ over the file (`frontend.compute_stream_features`), the int8 model in TFLM after
 its recognizer rules (`tflm_kws.recognizer`, equal to recognize_commands.cpp). A positive file
 (the phrase anywhere in audio of any length) is streamed with 1 s of silence before and after, as
 the host binary does, and counts as detected when the wake word fires anywhere in it; negative
-files (other speech, noise; any length) are concatenated in order into streams of ~10 minutes (one
-frontend and recognizer state each), and every firing of the wake word is a false accept, per hour
-of negative audio. The detection threshold is swept (the averaged
+files (other speech, noise; any length) follow on in order as one recording (one frontend, model
+and recognizer state), and every firing of the wake word is a false accept, per hour of negative
+audio. Files are decoded and streamed a minute at a time (`audio.audio_blocks`,
+`frontend.FeatureStream`): hours of audio, in one file or many, are never held at once. The detection threshold is swept (the averaged
 score out of 255 that must be exceeded; the sketch uses 200): the report gives the false-rejection
 rate (FRR) against false accepts per hour, a DET plot, and the lowest-FRR threshold whose rate is
 within --target_fa_per_hour. An unreadable file is named and skipped.
@@ -40,7 +41,9 @@ class ScoreStream:
 
 
 class DeviceModel:
-    """The int8 model as the sketch runs it, on one file's continuous features."""
+    """The int8 model as the sketch runs it on continuous features that arrive in pieces: its
+    state (the whole-window model's feature window, a streaming model's states) carries over
+    from one `push` to the next until `reset`."""
 
     def __init__(self, tflite_bytes):
         from tflm_kws import evaluate, streaming  # pylint: disable=import-outside-toplevel
@@ -50,40 +53,74 @@ class DeviceModel:
         else:
             self.runner = evaluate.TflmRunner(tflite_bytes)
         self.is_probability = evaluate.ends_in_softmax(tflite_bytes)
+        self.reset()
 
-    def raw_outputs(self, features, window_frames):
-        """(raw int8 outputs [N, classes], index of each output's newest slice [N])."""
-        from tflm_kws import evaluate  # pylint: disable=import-outside-toplevel
+    def reset(self):
+        """A fresh start, as at power-up: the sketch's window starts as zeros."""
         if self.frames_per_call:
             self.runner.reset()
-            outputs = self.runner.run(features)
-            last = np.arange(len(outputs)) * self.frames_per_call + self.frames_per_call - 1
+        self._history = None  # the last window_frames - 1 slices (whole-window model)
+        self._pending = None  # slices not yet consumed by a streaming call
+        self._slices = 0      # slices pushed since the reset
+
+    def push(self, features):
+        """(raw int8 outputs [N, classes], index since the reset of each output's newest slice
+        [N]) for the next int8 feature slices [n, channels]."""
+        from tflm_kws import evaluate  # pylint: disable=import-outside-toplevel
+        features = np.asarray(features, np.int8)
+        first = self._slices
+        self._slices += len(features)
+        if self.frames_per_call:
+            if self._pending is not None:
+                features = np.concatenate([self._pending, features])
+            used = len(features) // self.frames_per_call * self.frames_per_call
+            self._pending = features[used:]
+            outputs = self.runner.run(features[:used])
+            last = (self._slices - len(self._pending) - used + self.frames_per_call - 1
+                    + np.arange(len(outputs)) * self.frames_per_call)
             return outputs, last
-        # The sketch's window starts as zeros and slides by one slice per inference.
-        padded = np.concatenate([np.zeros((window_frames - 1, features.shape[1]), np.int8),
-                                 features])
         shape = tuple(self.runner.input_detail["shape"])
-        outputs = []
-        for k in range(len(features)):
-            x = evaluate.quantize_input(padded[k:k + window_frames][np.newaxis],
-                                        self.runner.input_detail)
-            outputs.append(self.runner.run(x.reshape(shape)).reshape(-1))
-        return np.array(outputs, np.int8).reshape(len(features), -1), np.arange(len(features))
+        window = int(np.prod(shape)) // features.shape[1]  # the input's slices
+        if self._history is None:
+            self._history = np.zeros((window - 1, features.shape[1]), np.int8)
+        padded = np.concatenate([self._history, features])
+        self._history = padded[len(padded) - (window - 1):]
+        outputs = [self.runner.run(evaluate.quantize_input(
+                       padded[k:k + window][np.newaxis],
+                       self.runner.input_detail).reshape(shape)).reshape(-1)
+                   for k in range(len(features))]
+        return (np.array(outputs, np.int8).reshape(len(features), -1),
+                first + np.arange(len(features)))
+
+
+def score_blocks(model, blocks, config, path=""):
+    """ScoreStream of int16 audio blocks that follow on, through the device pipeline from a fresh
+    start: the frontend (`frontend.FeatureStream`) and the model run continuously across blocks,
+    and only the scores (a few bytes per 20 ms) are kept, so hours of audio can pass through."""
+    from tflm_kws import evaluate, frontend  # pylint: disable=import-outside-toplevel
+    features = frontend.FeatureStream(config)
+    model.reset()
+    raws, lasts, samples = [], [], 0
+    for block in blocks:
+        samples += len(block)
+        raw, last = model.push(features.push(block))
+        if len(raw):
+            raws.append(raw)
+            lasts.append(last)
+    seconds = samples / config.sample_rate
+    if not raws:
+        return ScoreStream(path, seconds, np.zeros((0, 0), np.uint8), np.zeros(0, np.int64))
+    last = np.concatenate(lasts)
+    scores = evaluate.device_scores(np.concatenate(raws), model.runner.output_detail,
+                                    model.is_probability)
+    # A slice's time is the end of its audio, as keyword_spotter.cpp reports it.
+    times = (last * config.stride_samples + config.window_samples) * 1000 // config.sample_rate
+    return ScoreStream(path, seconds, scores, times.astype(np.int64))
 
 
 def score_stream(model, audio_int16, config, path=""):
     """ScoreStream of one int16 signal through the device pipeline."""
-    from tflm_kws import evaluate, frontend  # pylint: disable=import-outside-toplevel
-    features = frontend.compute_stream_features(audio_int16, config)
-    seconds = len(audio_int16) / config.sample_rate
-    if len(features) == 0:
-        return ScoreStream(path, seconds, np.zeros((0, 0), np.uint8), np.zeros(0, np.int64))
-    raw, last = model.raw_outputs(features, config.num_frames)
-    detail = model.runner.output_detail
-    scores = evaluate.device_scores(raw, detail, model.is_probability)
-    # A slice's time is the end of its audio, as keyword_spotter.cpp reports it.
-    times = (last * config.stride_samples + config.window_samples) * 1000 // config.sample_rate
-    return ScoreStream(path, seconds, scores, times.astype(np.int64))
+    return score_blocks(model, [np.asarray(audio_int16)], config, path)
 
 
 def _averaged(stream, num_labels, stride_ms):
@@ -136,7 +173,7 @@ def audio_files(directory, what):
 
 
 def evaluate(tflite_bytes, config, labels, wake_word, positives, negatives,
-             thresholds=THRESHOLDS, target_fa_per_hour=1.0, segment_seconds=600, log=print):
+             thresholds=THRESHOLDS, target_fa_per_hour=1.0, block_seconds=60, log=print):
     """The wake-word report dict (see the module docstring) for lists of audio file paths.
 
     positives=[]: negatives only (each curve point's "frr" is None; threshold_for_target is the
@@ -150,45 +187,38 @@ def evaluate(tflite_bytes, config, labels, wake_word, positives, negatives,
     skipped = []
     lead = np.zeros(LEAD_MS * config.sample_rate // 1000, np.int16)
 
-    def readable(paths):
+    def blocks_of(paths, around=None):
+        """The files' audio blocks in order (each file between `around`'s silences); a file that
+        cannot be decoded is named and skipped (from the block that fails: one that fails
+        mid-file has had its earlier blocks streamed)."""
         for path in paths:
             try:
-                yield path, audio.load_audio(path, config.sample_rate)
+                if around is not None:
+                    yield around
+                yield from audio.audio_blocks(path, config.sample_rate, block_seconds)
+                if around is not None:
+                    yield around
             except (audio.AudioDecodeError, OSError) as err:
                 log(f"skipped {path}: {err}")
                 skipped.append({"path": path, "reason": str(err)})
 
-    def positive_streams():
-        for path, samples in readable(positives):
-            yield score_stream(model, np.concatenate([lead, samples, lead]), config, path)
-
-    def negative_streams():
-        # Concatenated, as audio that follows on (one frontend and model state), in streams of
-        # about segment_seconds so that hours of audio are never held at once.
-        pending, length = [], 0
-        for path, samples in readable(negatives):
-            pending.append(samples)
-            length += len(samples)
-            if length >= segment_seconds * config.sample_rate:
-                yield score_stream(model, np.concatenate(pending), config, path)
-                pending, length = [], 0
-        if pending:
-            yield score_stream(model, np.concatenate(pending), config, "")
-
     hits = {t: 0 for t in thresholds}
     positive_count = 0
-    for stream in positive_streams():
+    for path in positives:
+        before = len(skipped)
+        stream = score_blocks(model, blocks_of([path], around=lead), config, path)
+        if len(skipped) > before:
+            continue
         positive_count += 1
         for t, fired in firings(stream, labels, wake, thresholds,
-                                    config.window_stride_ms).items():
+                                config.window_stride_ms).items():
             hits[t] += bool(fired)
-    false_accepts = {t: 0 for t in thresholds}
-    negative_seconds = 0.0
-    for stream in negative_streams():
-        negative_seconds += stream.seconds
-        for t, fired in firings(stream, labels, wake, thresholds,
-                                    config.window_stride_ms).items():
-            false_accepts[t] += len(fired)
+    # The negatives follow on as one recording (one frontend, model and recognizer state), read
+    # block_seconds at a time: only their scores are held (~1 MB per hour).
+    stream = score_blocks(model, blocks_of(negatives), config)
+    negative_seconds = stream.seconds
+    false_accepts = {t: len(fired) for t, fired in firings(
+        stream, labels, wake, thresholds, config.window_stride_ms).items()}
     if (positives and positive_count == 0) or negative_seconds == 0:
         raise ValueError("no readable positive or negative audio (see the skipped files)")
     hours = negative_seconds / 3600.0

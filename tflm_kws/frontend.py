@@ -160,6 +160,51 @@ def compute_stream_features(audio_int16: np.ndarray, config: FrontendConfig) -> 
     return frontend_output_to_int8(_microfrontend(tf.constant(audio), config).numpy())
 
 
+# Audio re-run before each block of a FeatureStream so that the noise-reduction estimate (an
+# exponential average in integers, started afresh by each op call) reaches the value it has in the
+# continuous stream. Measured on 11 minutes of Speech Commands speech, background noise and
+# silence in 3-60 s blocks: 10 s left up to 3 slices different, 15 s none; 30 s for margin.
+STREAM_WARMUP_SECONDS = 30
+
+
+class FeatureStream:
+    """The frontend over audio that arrives in blocks, e.g. an hours-long recording read a minute
+    at a time: `push(block)` returns the int8 slices that the block completes, and the slices of
+    all blocks equal `compute_stream_features` of the whole audio (tested), without holding it.
+
+    The TF op keeps no state between calls, so each block is computed together with the
+    STREAM_WARMUP_SECONDS of audio before it, whose slices (already returned) are dropped."""
+
+    def __init__(self, config: FrontendConfig, warmup_seconds: float = STREAM_WARMUP_SECONDS):
+        self.config = config
+        stride = config.stride_samples
+        self._warmup = -(-int(warmup_seconds * config.sample_rate) // stride) * stride
+        self._audio = np.zeros(0, np.int16)  # the stream from sample self._start on
+        self._start = 0   # a multiple of the stride: the slice it starts is slice _start/stride
+        self._emitted = 0  # slices returned so far
+
+    def push(self, audio_int16: np.ndarray) -> np.ndarray:
+        block = np.asarray(audio_int16)
+        if block.dtype != np.int16 or block.ndim != 1:
+            raise TypeError(f"FeatureStream.push: audio must be 1-D int16, got {block.dtype} "
+                            f"{block.shape}")
+        config, stride = self.config, self.config.stride_samples
+        self._audio = np.concatenate([self._audio, block])
+        end = self._start + len(self._audio)
+        complete = 0 if end < config.window_samples else \
+            1 + (end - config.window_samples) // stride
+        if complete <= self._emitted:
+            return np.zeros((0, config.num_channels), np.int8)
+        features = compute_stream_features(self._audio, config)
+        new = features[self._emitted - self._start // stride:]
+        self._emitted = complete
+        # Keep what the next block's first new slice needs (its window) plus the warm-up.
+        keep_from = max(0, self._emitted * stride - self._warmup)
+        self._audio = self._audio[keep_from - self._start:]
+        self._start = keep_from
+        return new
+
+
 def features_graph(audio_int16: tf.Tensor, config: FrontendConfig) -> tf.Tensor:
     """TF-graph form of `compute_features` for one int16 [clip_samples] tensor (for tf.data)."""
     features = frontend_output_to_int8(_microfrontend(audio_int16, config))
