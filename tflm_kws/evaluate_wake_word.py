@@ -214,7 +214,7 @@ def evaluate(tflite_bytes, config, labels, wake_word, positives, negatives,
                                 config.window_stride_ms).items():
             hits[t] += bool(fired)
     # The negatives follow on as one recording (one frontend, model and recognizer state), read
-    # block_seconds at a time: only their scores are held (~1 MB per hour).
+    # block_seconds at a time: only their scores are held.
     stream = score_blocks(model, blocks_of(negatives), config)
     negative_seconds = stream.seconds
     false_accepts = {t: len(fired) for t, fired in firings(
