@@ -31,9 +31,12 @@ def _free_ports(count):
 
 
 # The recipe the tolerance below was measured with (the base recipe), spelled out, so that a
-# change of cnn's default recipe does not change what this test compares.
+# change of cnn's default recipe does not change what this test compares. SpecAugment and dropout
+# are off: their masks are drawn per replica, so two workers draw other masks than one process
+# does and the curves would differ by more than the all-reduce's summation order.
 _RECIPE = dict(recipes.BASE_RECIPE, data_params=dict(recipes.BASE_RECIPE["data_params"],
-                                                     augment_variants=1))
+                                                     augment_variants=1, time_masks=0,
+                                                     freq_masks=0))
 
 
 def _argv(output_dir, cache_dir, epochs, *extra):
@@ -42,7 +45,8 @@ def _argv(output_dir, cache_dir, epochs, *extra):
     return [sys.executable, "-m", "training.train", "--model=cnn", f"--data_dir={FIXTURE}",
             "--wanted_words=yes,no", f"--epochs={epochs}", "--batch_size=8",
             f"--output_dir={output_dir}", f"--cache_dir={cache_dir}",
-            f"--data_params={json.dumps(_RECIPE['data_params'])}", *recipe, *extra]
+            f"--data_params={json.dumps(_RECIPE['data_params'])}", '--model_params={"dropout": 0}',
+            *recipe, *extra]
 
 
 def _start_workers(output_dirs, cache_dir, epochs):
@@ -103,15 +107,15 @@ def test_two_workers_finish_and_train_as_one_with_the_same_global_batch(tmp_path
     assert not (out / "checkpoints" / "worker-scratch").exists()
     chief = json.loads((out / "metrics.json").read_text())
     assert chief["epochs"] == 2 and len(chief["history"]) == 2
-    # Same data, seed and global batch (8 = 4 per worker): the same number of steps, and the same
-    # learning curve within 5 % of training loss per epoch (1 % measured; the workers'
-    # augmentation draws and the all-reduce's summation order differ from one process's).
+    # Same data, seed and global batch (8 = 4 per worker), no per-replica random draws: the same
+    # number of steps and the same learning curve, within 0.1 % of training loss per epoch for
+    # the all-reduce's summation order (measured: equal to 4 decimals).
     assert chief["steps_per_epoch"] == one_worker_run["steps_per_epoch"]
     print("training loss per epoch, two workers / one:",
           [(round(a["loss"], 4), round(b["loss"], 4))
            for a, b in zip(chief["history"], one_worker_run["history"])])
     for two, one in zip(chief["history"], one_worker_run["history"]):
-        assert abs(two["loss"] - one["loss"]) < 0.05 * one["loss"], (two["loss"], one["loss"])
+        assert abs(two["loss"] - one["loss"]) < 1e-3 * one["loss"], (two["loss"], one["loss"])
     assert chief["params"] == one_worker_run["params"]
 
 
