@@ -94,7 +94,8 @@ def resample(samples: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
 
 
 def _open(path):
-    """(tensorflow-io's lazy reader, its sample rate) of an audio file, or AudioDecodeError."""
+    """(tensorflow-io's lazy reader, its sample rate, its length in samples) of an audio file, or
+    AudioDecodeError."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise AudioDecodeError(path, "file not found")
@@ -111,7 +112,7 @@ def _open(path):
         raise AudioDecodeError(path, "decodes to no samples")
     if rate <= 0:
         raise AudioDecodeError(path, f"invalid sample rate {rate}")
-    return io_tensor, rate
+    return io_tensor, rate, int(shape[0])
 
 
 def _read(path, io_tensor, start=None, stop=None) -> np.ndarray:
@@ -124,6 +125,11 @@ def _read(path, io_tensor, start=None, stop=None) -> np.ndarray:
     if samples.dtype.kind == "f" and not np.all(np.isfinite(samples)):
         raise AudioDecodeError(path, "decodes to NaN or infinite samples")
     return samples
+
+
+def _as_int16(mono: np.ndarray) -> np.ndarray:
+    """int16 samples of `_mono`'s output (its exact int16 passes through unchanged)."""
+    return mono if mono.dtype == np.int16 else _to_int16(mono)
 
 
 def _mono(samples: np.ndarray, exact: bool) -> np.ndarray:
@@ -142,11 +148,11 @@ def load_audio(path, sample_rate=16000, expect_speech=False) -> np.ndarray:
     Raises AudioDecodeError for a missing, empty, corrupt or truncated file, one that decodes to NaN
     or infinity, and (with expect_speech=True) one that is silent throughout.
     """
-    io_tensor, rate = _open(path)
+    io_tensor, rate, _ = _open(path)
     mono = _mono(_read(path, io_tensor), exact=rate == sample_rate)
     if rate != sample_rate:
         mono = resample(mono, rate, sample_rate)
-    audio = mono if mono.dtype == np.int16 else _to_int16(mono)
+    audio = _as_int16(mono)
     if audio.size == 0:
         raise AudioDecodeError(path, f"too short to resample to {sample_rate} Hz")
     if expect_speech and int(np.max(np.abs(audio.astype(np.int32)))) < SILENCE_PEAK:
@@ -163,8 +169,7 @@ def audio_blocks(path, sample_rate=16000, block_seconds=60):
 
     Raises AudioDecodeError as load_audio does (a block that fails mid-file, once blocks before it
     have been returned)."""
-    io_tensor, rate = _open(path)
-    total = int(io_tensor.shape.numpy()[0])
+    io_tensor, rate, total = _open(path)
     block = max(1, int(block_seconds)) * rate  # whole seconds: block edges map to whole samples
     context = rate if rate != sample_rate else 0
     for start in range(0, total, block):
@@ -173,7 +178,7 @@ def audio_blocks(path, sample_rate=16000, block_seconds=60):
         mono = _mono(_read(path, io_tensor, first, min(total, stop + context)),
                      exact=rate == sample_rate)
         if rate == sample_rate:
-            out = mono if mono.dtype == np.int16 else _to_int16(mono)
+            out = _as_int16(mono)
         else:
             resampled = resample(mono, rate, sample_rate)
             skip = (start - first) * sample_rate // rate

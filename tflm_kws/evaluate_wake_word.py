@@ -14,10 +14,10 @@ the host binary does, and counts as detected when the wake word fires anywhere i
 files (other speech, noise; any length) follow on in order as one recording (one frontend, model
 and recognizer state), and every firing of the wake word is a false accept, per hour of negative
 audio. Files are decoded and streamed a minute at a time (`audio.audio_blocks`,
-`frontend.FeatureStream`): hours of audio, in one file or many, are never held at once. The detection threshold is swept (the averaged
-score out of 255 that must be exceeded; the sketch uses 200): the report gives the false-rejection
-rate (FRR) against false accepts per hour, a DET plot, and the lowest-FRR threshold whose rate is
-within --target_fa_per_hour. An unreadable file is named and skipped.
+`frontend.FeatureStream`): hours of audio, in one file or many, are never held at once. The
+detection threshold is swept (the averaged score out of 255 that must be exceeded; the sketch
+uses 200): the report gives the false-rejection rate (FRR) against false accepts per hour, a DET
+plot, and the lowest-FRR threshold whose rate is within --target_fa_per_hour. An unreadable file is named and skipped.
 """
 import dataclasses
 import os
