@@ -201,6 +201,35 @@ def test_soft_loss_takes_hard_and_soft_labels_and_smooths():
     assert smoothing.identity()["label_smoothing"] == 0.1
 
 
+def test_frozen_layers_keep_the_transferred_weights(one_epoch_run, tmp_path, cache_dir):
+    import tf_keras as keras
+    source, _, _ = one_epoch_run
+    out = tmp_path / "frozen"
+    training.train(_config(out, cache_dir, init_from=str(source), freeze=("conv1", "conv2")))
+    before = {layer.name: layer for layer in
+              keras.models.load_model(source / training.TRAIN_MODEL, compile=False).layers}
+    after = keras.models.load_model(out / training.TRAIN_MODEL, compile=False)
+    for layer in after.layers:
+        if not layer.weights:
+            continue
+        before[layer.name].trainable = layer.trainable  # saved frozen: the same weight order
+        same = all(np.array_equal(a, b) for a, b in zip(layer.get_weights(),
+                                                         before[layer.name].get_weights()))
+        # Frozen: weights and BatchNorm statistics unchanged; the others trained on.
+        assert same == (layer.name in ("conv1", "conv2")), layer.name
+    keras.backend.clear_session()
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (dict(freeze=("conv1",)), r"--freeze=conv1 needs --init_from"),
+    (dict(freeze=("conv9",), init_from="x"), r"--freeze: 'repcnn' has no layer\(s\) with "
+     r"weights \['conv9'\]"),
+])
+def test_bad_freeze_is_named(tmp_path, cache_dir, overrides, message):
+    with pytest.raises(training.UserInputError, match=message):
+        training.train(_config(tmp_path / "run", cache_dir, **overrides))
+
+
 def _iterations(checkpoint_path):
     names = [name for name, _ in tf.train.list_variables(checkpoint_path)
              if name.startswith("optimizer/") and "iterations" in name]

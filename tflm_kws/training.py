@@ -84,6 +84,9 @@ class TrainConfig:
     # Transfer: a training output directory (same model and model_params, any labels) whose
     # train_model.keras gives every layer but the classifier its starting weights.
     init_from: Optional[str] = None
+    # Layers (by name) that keep init_from's weights: not trained, BatchNorm in inference mode --
+    # a real-speech feature extractor the synthetic data can only read, not reshape.
+    freeze: tuple = ()
 
     def __post_init__(self):
         checks = (("epochs", self.epochs >= 1, ">= 1"),
@@ -99,6 +102,9 @@ class TrainConfig:
         for name, ok, want in checks:
             if not ok:
                 raise UserInputError(f"--{name} must be {want}, got {getattr(self, name)!r}")
+        if self.freeze and not self.init_from:
+            raise UserInputError(f"--freeze={','.join(self.freeze)} needs --init_from: frozen "
+                                 f"layers keep transferred weights")
 
     def identity(self):
         """What must match for a run in output_dir to be resumed by this config."""
@@ -116,6 +122,8 @@ class TrainConfig:
             identity["label_smoothing"] = self.label_smoothing
         if self.init_from:
             identity["init_from"] = self.init_from
+        if self.freeze:
+            identity["freeze"] = list(self.freeze)
         return checkpointing.canonical(identity)
 
 
@@ -144,7 +152,7 @@ OPTION_NAMES = ("output_dir", "data_dir", "wanted_words", "wake_word", "data_par
                 "frontend_params", "model", "model_params", "data_seed", "epochs", "batch_size",
                 "learning_rate", "lr_schedule", "warmup_fraction", "weight_decay", "mixup_alpha",
                 "label_smoothing", "seed", "resume", "fuse_every", "cache_dir", "verbose",
-                "init_from")
+                "init_from", "freeze")
 
 
 def config_from_options(output_dir, *, data_dir=None, wanted_words=None, wake_word=None,
@@ -194,6 +202,8 @@ def config_from_options(output_dir, *, data_dir=None, wanted_words=None, wake_wo
         raise UserInputError(f"--frontend_params: {e}") from None
     if training_options.get("init_from"):
         training_options["init_from"] = os.path.abspath(training_options["init_from"])
+    if "freeze" in training_options:
+        training_options["freeze"] = tuple(training_options["freeze"] or ())
     if "cache_dir" in training_options:
         training_options["cache_dir"] = os.path.abspath(
             os.path.expanduser(training_options["cache_dir"]))
@@ -398,6 +408,19 @@ def train(config, strategy=None):
             model = models.build(config.model, input_shape, len(labels), **config.model_params)
         except ValueError as e:
             raise UserInputError(f"--model_params: {e}") from None
+        frozen = frozen_layers(model, config.freeze)
+        # Weights are copied before freezing: a frozen layer lists them in another order.
+        if config.init_from and not initial_epoch:
+            copied = initialize_from(model, config.init_from)
+            not_copied = [name for name in config.freeze if name not in copied]
+            if not_copied:
+                raise UserInputError(f"--freeze: layer(s) {not_copied} do not match --init_from="
+                                     f"{config.init_from!r} in name and shapes, so they would "
+                                     f"stay frozen at random weights")
+            print(f"Transfer: {len(copied)} layer(s) start from {config.init_from}"
+                  + (f", {len(config.freeze)} frozen" if config.freeze else ""), flush=True)
+        for layer in frozen:
+            layer.trainable = False
         optimizer = keras.optimizers.AdamW(
             learning_rate=learning_rate_schedule(config, steps_per_epoch),
             weight_decay=config.weight_decay)
@@ -407,9 +430,6 @@ def train(config, strategy=None):
         # Slot variables exist before a restore, so every saved value has its variable to go to.
         optimizer.build(model.trainable_variables)
         checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer)
-    if config.init_from and not initial_epoch:
-        copied = initialize_from(model, config.init_from)
-        print(f"Transfer: {copied} layer(s) start from {config.init_from}", flush=True)
     if initial_epoch:
         path = os.path.join(checkpoint_dir, state["checkpoint"])
         checkpoint.restore(path).assert_existing_objects_matched()
@@ -442,16 +462,27 @@ def train(config, strategy=None):
                      epoch_checkpoint.last_commit_time)
 
 
+def frozen_layers(model, names):
+    """The layers of `model` named by --freeze; UserInputError names one it does not have."""
+    layers = {layer.name: layer for layer in model.layers}
+    unknown = [name for name in names if name not in layers or not layers[name].weights]
+    if unknown:
+        with_weights = [layer.name for layer in model.layers if layer.weights]
+        raise UserInputError(f"--freeze: '{model.name}' has no layer(s) with weights {unknown}; "
+                             f"its layers with weights are {with_weights}")
+    return [layers[name] for name in names]
+
+
 def initialize_from(model, run_dir):
     """Copies into `model` the weights of every layer of run_dir's train_model.keras with the same
-    name and weight shapes (all but a classifier with another number of labels). Returns how
-    many layers were copied; UserInputError when run_dir has no such model or nothing matches."""
+    name and weight shapes (all but a classifier with another number of labels). Returns the
+    copied layers' names; UserInputError when run_dir has no such model or nothing matches."""
     path = os.path.join(run_dir, TRAIN_MODEL)
     if not os.path.isfile(path):
         raise UserInputError(f"--init_from={run_dir!r}: no {TRAIN_MODEL} there (a finished "
                              f"training output directory is needed)")
     source = {layer.name: layer for layer in keras.models.load_model(path, compile=False).layers}
-    copied = 0
+    copied = []
     for layer in model.layers:
         weights = layer.get_weights()
         if not weights or layer.name not in source:
@@ -459,7 +490,7 @@ def initialize_from(model, run_dir):
         theirs = source[layer.name].get_weights()
         if [w.shape for w in theirs] == [w.shape for w in weights]:
             layer.set_weights(theirs)
-            copied += 1
+            copied.append(layer.name)
     if not copied:
         raise UserInputError(f"--init_from={run_dir!r}: no layer of its model matches "
                              f"'{model.name}' in name and shapes (same --model and --model_params "

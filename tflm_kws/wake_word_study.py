@@ -64,6 +64,11 @@ def levers(data_dir, pretrained_dir):
         # together, as openWakeWord pairs neural voices with real negative audio.
         Lever("piper+real_negatives", "the Piper voice and the real other speech together",
               {"data_params": {"tts": "espeak+piper", "negatives_dir": data_dir}}),
+        # openWakeWord's recipe: a fixed real-speech feature extractor, so that the synthetic
+        # clips can train only what reads its features, not features of synthetic voices.
+        Lever("frozen_extractor", "the transferred conv1-conv3 frozen (BatchNorm statistics "
+              "too): only conv4 and the classifier learn from the synthetic clips",
+              {"init_from": pretrained_dir, "freeze": ["conv1", "conv2", "conv3"]}),
     ]
 
 

@@ -85,6 +85,9 @@ def define_flags(flag_values=FLAGS):
     string("init_from", None, "Transfer: a training output directory of the same --model and "
            "--model_params (e.g. trained on real Speech Commands words) whose weights start every "
            "layer but the classifier.", flag_values=fv)
+    flags.DEFINE_list("freeze", [], "With --init_from: layers (by name, e.g. conv1,conv2,conv3) "
+                      "that keep the transferred weights, untrained, BatchNorm in inference mode "
+                      "(a fixed feature extractor).", flag_values=fv)
     enum("strategy", "default", list(training.STRATEGIES), "tf.distribute strategy: default (one "
          "device), mirrored (all local GPUs), multi_worker (MultiWorkerMirroredStrategy; needs "
          "TF_CONFIG).", flag_values=fv)
