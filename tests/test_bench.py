@@ -193,15 +193,19 @@ def test_bad_flags_are_named(tmp_path):
 def test_quick_run_writes_results_and_resumes(tmp_path):
     data_dir = require(SPEECH_COMMANDS)
     out, work = tmp_path / "out", tmp_path / "work"
-    args = ("--quick", "--models=repcnn,cnn,ds_cnn,bc_resnet-1", f"--data_dir={data_dir}",
+    # Two models, not the zoo: the verdicts' rules are tested above on made-up rows; this run
+    # proves that the real pipeline's rows reach them (bc_resnet-1: residual ADD and PAD ops).
+    # Post-training int8 (--qat_epochs=0): QAT's conversion is tested in test_convert, and took
+    # two thirds of this test's time (bc_resnet's QAT graph converts in minutes).
+    args = ("--quick", "--qat_epochs=0", "--models=repcnn,bc_resnet-1", f"--data_dir={data_dir}",
             f"--output_dir={out}", f"--work_dir={work}")
     first = _bench(*args)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     summary = json.loads((out / "results.json").read_text())
     assert summary["command"].startswith("python -m tflm_kws.bench --quick")
     assert summary["machine"]["cpu_cores"] >= 1 and summary["machine"]["cpu_model"]
-    assert summary["epochs"] == 1 and summary["quick"] is True
-    assert [row["model"] for row in summary["rows"]] == ["repcnn", "cnn", "ds_cnn", "bc_resnet-1"]
+    assert summary["epochs"] == 1 and summary["qat_epochs"] == 0 and summary["quick"] is True
+    assert [row["model"] for row in summary["rows"]] == ["repcnn", "bc_resnet-1"]
     for row in summary["rows"]:
         assert _ROW_KEYS <= set(row), row
         assert row["seeds"] == [0]
@@ -209,16 +213,15 @@ def test_quick_run_writes_results_and_resumes(tmp_path):
             assert 0.0 <= row[key] <= 1.0
         assert row["tflm_latency_ms"] > 0 and row["arena_bytes"] > 0 and row["macs"] > 0
         assert row["tflm_identical"] == row["test_clips"] > 0
-    assert summary["rows"][0]["macs"] == summary["rows"][1]["macs"]  # same deploy graph
-    # Each verdict follows from the rows it judges.
+    # Each verdict follows from the rows it judges; those whose models did not run say so.
     by_model = {row["model"]: row for row in summary["rows"]}
-    rep, ds = by_model["repcnn"], by_model["ds_cnn"]
-    assert summary["targets"][4]["met"] == (rep["int8_accuracy"] >= ds["int8_accuracy"]
-                                            and rep["macs"] <= ds["macs"] / 3)
+    rep = by_model["repcnn"]
+    assert summary["targets"][1]["met"] == (rep["tflm_accuracy"] >= bench.TARGET_REPCNN_ACCURACY)
+    for twin_or_ds in (0, 4):
+        assert summary["targets"][twin_or_ds]["met"] is None
     assert summary["targets"][5]["met"] == all(
         row["int8_drop_max"] <= 0.005 and row["tflm_identical"] == row["test_clips"]
         for row in summary["rows"])
-    assert summary["targets"][0]["met"] in (True, False)  # judged on the pooled per-clip test
     bc = by_model["bc_resnet-1"]
     assert summary["targets"][2]["arena_ratio"] == pytest.approx(
         bc["arena_bytes"] / rep["arena_bytes"])
@@ -229,11 +232,11 @@ def test_quick_run_writes_results_and_resumes(tmp_path):
     assert_is_plot(out / "accuracy_vs_macs.png")
 
     # A second invocation reuses every finished run instead of training again.
-    finished = {p: p.stat().st_mtime_ns for p in work.rglob("result_qat1.json")}
-    assert len(finished) == 4
+    finished = {p: p.stat().st_mtime_ns for p in work.rglob("result_qat0.json")}
+    assert len(finished) == 2
     second = _bench(*args)
     assert second.returncode == 0, second.stderr[-3000:]
-    assert {p: p.stat().st_mtime_ns for p in work.rglob("result_qat1.json")} == finished
+    assert {p: p.stat().st_mtime_ns for p in work.rglob("result_qat0.json")} == finished
     assert "[experiment] training" not in second.stdout
     assert "[experiment] converting" not in second.stdout
     rerun = json.loads((out / "results.json").read_text())

@@ -58,3 +58,15 @@ def test_markdown_rows_and_scores():
                            "rows": [dict(r, kept="final")], "command": "c"})
     assert "| x | y | 0.500 | 0.0 | 190 | 0.625 | 0.0 | final |" in text
     assert "set on the validation split's negatives" in text
+    assert "training seed 0." in text
+
+
+def test_unknown_lever_is_named_before_any_run(tmp_path):
+    sc, _ = _tree(tmp_path)
+    import pytest
+    for kwargs, option in (({"lever_names": ["channel", "louder"]}, "--levers"),
+                           ({"few_shot_levers": ["louder"]}, "--few_shot_levers")):
+        with pytest.raises(ValueError, match=rf"{option}: no lever\(s\) \['louder'\]"):
+            study.run_study("happy", "validation", str(tmp_path / "work"), str(tmp_path / "cache"),
+                            str(tmp_path / "out"), data_dir=str(sc), **kwargs)
+    assert not (tmp_path / "work").exists() and not (tmp_path / "out").exists()

@@ -197,7 +197,8 @@ def markdown(result):
              + ("set on the validation split's negatives alone; recall and false accepts are "
                 "this split's at that threshold" if result.get("final") else
                 "chosen on these (validation) files")
-             + f". {result['epochs']} epochs a run, QAT {QAT_EPOCHS}.", "",
+             + f". {result['epochs']} epochs a run, QAT {QAT_EPOCHS}, training seed "
+               f"{result.get('seed', 0)}.", "",
              "| configuration | what it adds | recall at 200 | FA/h at 200 | threshold | recall "
              "at the operating point | FA/h there | kept |",
              "|---|---|---:|---:|---:|---:|---:|---|"]
@@ -215,7 +216,9 @@ def markdown(result):
 
 def run_study(wake_word, split, work_dir, cache_dir, output_dir, data_dir=SPEECH_COMMANDS,
               final=False, few_shot=(), target_fa_per_hour=1.0, command="", levers_from=None,
-              few_shot_levers=(), name=None, log=print):
+              few_shot_levers=(), name=None, lever_names=None, seed=0, log=print):
+    """lever_names: the levers the greedy pass tries (default all, in LEVERS order); seed: every
+    run's training seed (the data stays the same), to see how much of a lever's gain is noise."""
     positives, negatives = evaluation_files(wake_word, split, data_dir)
     log(f"{wake_word}: {len(positives)} positives, {len(negatives)} negative files ({split})")
     # A final run's threshold is set on the validation negatives, never on the reported files.
@@ -224,6 +227,12 @@ def run_study(wake_word, split, work_dir, cache_dir, output_dir, data_dir=SPEECH
     pretrain = pretrain_experiment(data_dir)
     pretrained_dir = os.path.join(pretrain.run_dir(work_dir), "train")
     all_levers = levers(data_dir, pretrained_dir)
+    by_name = {lever.name: lever for lever in all_levers}
+    for option, names in (("--levers", lever_names or ()), ("--few_shot_levers", few_shot_levers)):
+        unknown = sorted(set(names) - set(by_name))
+        if unknown:
+            raise ValueError(f"{option}: no lever(s) {unknown}; levers: {sorted(by_name)}")
+    tried = [lever for lever in all_levers if lever_names is None or lever.name in lever_names]
 
     def ensure_pretrained():
         if not os.path.exists(os.path.join(pretrained_dir, "metrics.json")):
@@ -241,18 +250,18 @@ def run_study(wake_word, split, work_dir, cache_dir, output_dir, data_dir=SPEECH
         if lever.name in kept:
             flags = experiment.merge_train_flags(flags, lever.train_flags)
     if not final:
-        report, _ = measure(wake_experiment(wake_word, {}), work_dir, cache_dir, positives,
+        report, _ = measure(wake_experiment(wake_word, {}, seed), work_dir, cache_dir, positives,
                             negatives, target_fa_per_hour, log)
         rows.append(dict(row("espeak (today's default)", "espeak-ng positives and near-miss / "
                              "other-word negatives, synthetic noise and rooms", report),
                          kept="base"))
         best = score(report)
-        for lever in all_levers:
+        for lever in tried:
             if lever.name == "transfer":
                 ensure_pretrained()
             trial = experiment.merge_train_flags(flags, lever.train_flags)
-            report, _ = measure(wake_experiment(wake_word, trial), work_dir, cache_dir, positives,
-                                negatives, target_fa_per_hour, log)
+            report, _ = measure(wake_experiment(wake_word, trial, seed), work_dir, cache_dir,
+                                positives, negatives, target_fa_per_hour, log)
             keep = score(report) > best
             rows.append(dict(row("+" + lever.name, lever.what, report),
                              kept="yes" if keep else "no"))
@@ -262,15 +271,11 @@ def run_study(wake_word, split, work_dir, cache_dir, output_dir, data_dir=SPEECH
     else:
         if "transfer" in kept:
             ensure_pretrained()
-        report, _ = measure(wake_experiment(wake_word, flags), work_dir, cache_dir, positives,
-                            negatives, target_fa_per_hour, log, threshold_negatives)
+        report, _ = measure(wake_experiment(wake_word, flags, seed), work_dir, cache_dir,
+                            positives, negatives, target_fa_per_hour, log, threshold_negatives)
         rows.append(dict(row("kept on validation: " + (" + ".join(kept) or "base"),
                              f"text only; levers chosen on {chosen_on!r} (validation)", report),
                          kept="final"))
-    by_name = {lever.name: lever for lever in all_levers}
-    unknown = sorted(set(few_shot_levers) - set(by_name))
-    if unknown:
-        raise ValueError(f"--few_shot_levers: no lever(s) {unknown}; levers: {sorted(by_name)}")
     shot_flags = flags
     for lever_name in few_shot_levers:
         shot_flags = experiment.merge_train_flags(shot_flags, by_name[lever_name].train_flags)
@@ -282,13 +287,15 @@ def run_study(wake_word, split, work_dir, cache_dir, output_dir, data_dir=SPEECH
         shots = _few_shot_pool(data_dir, label)
         trial = experiment.merge_train_flags(shot_flags, {"data_params": {
             "positives_dir": shots, "real_positives": n}})
-        report, _ = measure(wake_experiment(wake_word, trial), work_dir, cache_dir, positives,
-                            negatives, target_fa_per_hour, log, threshold_negatives)
+        report, _ = measure(wake_experiment(wake_word, trial, seed), work_dir, cache_dir,
+                            positives, negatives, target_fa_per_hour, log, threshold_negatives)
         rows.append(dict(row(f"+{n} real recordings{extra}", f"{n} recordings of the phrase "
                              f"by training speakers (few-shot)", report), kept="few-shot"))
     result = {"wake_word": wake_word, "split": split, "target_fa_per_hour": target_fa_per_hour,
-              "final": final, "epochs": EPOCHS, "rows": rows, "kept": kept, "command": command}
-    experiment.write_report(output_dir, name or f"{label}_{split}", result, markdown(result))
+              "final": final, "epochs": EPOCHS, "seed": seed, "rows": rows, "kept": kept,
+              "command": command}
+    default_name = f"{label}_{split}" + (f"_seed{seed}" if seed else "")
+    experiment.write_report(output_dir, name or default_name, result, markdown(result))
     return result
 
 
@@ -325,6 +332,10 @@ def main(argv=None):
     parser.add_argument("--output_dir", default=os.path.join(REPO, "bench", "wake_word"))
     parser.add_argument("--name", default=None, help="report stem (default <wake word>_<split>)")
     parser.add_argument("--target_fa_per_hour", type=float, default=1.0)
+    parser.add_argument("--levers", default=None, help="comma-separated levers the greedy pass "
+                        "tries (default: all, in their order)")
+    parser.add_argument("--seed", type=int, default=0, help="training seed of every run (report "
+                        "stem gets _seed<N> unless 0)")
     args = parser.parse_args(argv)
     few_shot = [int(n) for n in args.few_shot.split(",") if n.strip()]
     try:
@@ -335,7 +346,9 @@ def main(argv=None):
                            command=experiment.entry_point_command("tflm_kws.wake_word_study"),
                            levers_from=args.levers_from,
                            few_shot_levers=[n for n in args.few_shot_levers.split(",") if n],
-                           name=args.name)
+                           name=args.name, seed=args.seed,
+                           lever_names=None if args.levers is None else
+                           [n for n in args.levers.split(",") if n])
     except (FileNotFoundError, ValueError) as err:
         print(f"wake_word_study: error: {err}", file=sys.stderr)
         return 2
