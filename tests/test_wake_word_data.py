@@ -48,6 +48,20 @@ def test_speakers_mix_engines_and_the_set_stays_deterministic():
     assert any("channel hp=" in d for d in first.descriptions)
 
 
+def test_near_miss_fraction_picks_the_negatives_texts():
+    misses = set(synthetic.near_misses("bed", synthetic.Speakers("espeak", 0).espeak.phonemes))
+
+    def negative_texts(fraction):
+        spec = data.DataSpec(wake_word="bed", synthetic_positives=1, synthetic_negatives=16,
+                             near_miss_fraction=fraction)
+        made = synthetic.generate(spec, CONFIG)
+        return [d.split("'")[1] for d, y in zip(made.descriptions, made.labels) if y == 1]
+    none, only = negative_texts(0.0), negative_texts(1.0)
+    assert len(none) == len(only) == 16
+    assert not misses & set(none)
+    assert set(only) <= misses
+
+
 def test_microphone_channel_band_limits_and_keeps_the_peak():
     rng = np.random.default_rng(0)
     x = rng.standard_normal(16000) * 0.1
@@ -83,6 +97,7 @@ def test_transients_are_short_and_only_when_asked():
     ({"tts": "festival"}, "tts must be one of"),
     ({"channel_probability": 1.5}, "channel_probability must be in"),
     ({"silence_transients": -0.1}, "silence_transients must be in"),
+    ({"near_miss_fraction": 1.01}, "near_miss_fraction must be in"),
     ({"real_positives": 5}, "needs positives_dir"),
     ({"real_negatives": -1}, "real_negatives must be an int"),
     ({"data_dir": "x", "negatives_dir": "y"}, "belong to the synthetic"),

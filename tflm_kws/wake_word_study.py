@@ -69,6 +69,10 @@ def levers(data_dir, pretrained_dir):
         Lever("frozen_extractor", "the transferred conv1-conv3 frozen (BatchNorm statistics "
               "too): only conv4 and the classifier learn from the synthetic clips",
               {"init_from": pretrained_dir, "freeze": ["conv1", "conv2", "conv3"]}),
+        # Near misses one sound away from a short word ("bed": fed, bad, be) may be how real
+        # people say the word itself; without them, `_unknown_` is other words and phrases.
+        Lever("no_near_misses", "no synthetic near misses: the synthetic negatives are all "
+              "other words and phrases", {"data_params": {"near_miss_fraction": 0.0}}),
     ]
 
 

@@ -64,6 +64,9 @@ class DataSpec:
     # Probability that a synthetic clip goes through a random microphone channel (band limits and
     # a spectral tilt) after the room.
     channel_probability: float = 0.0
+    # Fraction of the synthetic negatives that are near misses of the wake word (the others are
+    # other words and phrases).
+    near_miss_fraction: float = 0.5
     # Real audio of other speech (a Speech Commands tree or any folder per word): its word folders
     # (but those spoken like the wake word) feed `_unknown_`, split by its lists or speakers, at
     # most `real_negatives` training clips (an eighth of that each in validation and testing); its
@@ -80,8 +83,8 @@ class DataSpec:
     # Fields added after runs and feature caches existed: to_dict() leaves them out at their
     # default, so the run identities (resume) and cache keys made before them stay valid.
     OMITTED_AT_DEFAULT = ("synthetic_fraction", "exclude_words", "silence_transients", "tts",
-                          "channel_probability", "negatives_dir", "real_negatives",
-                          "positives_dir", "real_positives")
+                          "channel_probability", "near_miss_fraction", "negatives_dir",
+                          "real_negatives", "positives_dir", "real_positives")
 
     def __post_init__(self):
         if self.wanted_words is not None:
@@ -129,6 +132,9 @@ class DataSpec:
         if not 0.0 <= self.channel_probability <= 1.0:
             raise ValueError(f"DataSpec.channel_probability must be in [0, 1], got "
                              f"{self.channel_probability!r}")
+        if not 0.0 <= self.near_miss_fraction <= 1.0:
+            raise ValueError(f"DataSpec.near_miss_fraction must be in [0, 1], got "
+                             f"{self.near_miss_fraction!r}")
         for name in ("real_negatives", "real_positives"):
             if not isinstance(getattr(self, name), int) or getattr(self, name) < 0:
                 raise ValueError(f"DataSpec.{name} must be an int >= 0, got "

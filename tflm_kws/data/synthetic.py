@@ -265,7 +265,7 @@ def generate(spec, config, noises=None) -> SyntheticSet:
                 return wake_texts[int(rng.integers(len(wake_texts)))]
         else:
             def choose_text(rng):
-                pool = misses if rng.random() < 0.5 else others
+                pool = misses if rng.random() < spec.near_miss_fraction else others
                 return pool[int(rng.integers(len(pool)))]
         for clip, voice, description in speech_clips(speakers, (spec.seed, kind), count, choose_text,
                                                      all_voices, noises, config,
