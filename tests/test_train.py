@@ -201,6 +201,33 @@ def test_soft_loss_takes_hard_and_soft_labels_and_smooths():
     assert smoothing.identity()["label_smoothing"] == 0.1
 
 
+def test_balanced_class_weights_give_every_class_the_same_total():
+    labels = [0, 0, 0, 1, 2, 2]
+    weights = training.class_weight_map(labels, 4, "balanced")
+    assert weights == pytest.approx({0: 6 / 12, 1: 6 / 4, 2: 6 / 8, 3: 1.0})
+    totals = {c: weights[c] * labels.count(c) for c in (0, 1, 2)}
+    assert totals == pytest.approx({0: 1.5, 1: 1.5, 2: 1.5})  # N / classes each
+    assert training.class_weight_map(labels, 4, "none") is None
+    with pytest.raises(training.UserInputError, match="--class_weights must be one of"):
+        training.config_from_options("/tmp/unused", class_weights="inverse")
+
+
+def test_balanced_run_prints_its_weights_and_records_them(one_epoch_run, tmp_path, capsys):
+    _, config, unweighted = one_epoch_run
+    out = tmp_path / "balanced"
+    result = training.train(_config(out, config.cache_dir, class_weights="balanced"))
+    printed = capsys.readouterr().out
+    assert "Class weights: " in printed
+    weights_line = printed.split("Class weights: ")[1].splitlines()[0]
+    assert [part.split()[0] for part in weights_line.split(", ")] == unweighted["labels"]
+    assert result["training"]["class_weights"] == "balanced"
+    assert unweighted["training"]["class_weights"] == "none"
+    # A different run: the weighted run does not resume the unweighted one, nor the reverse.
+    recorded = json.loads((out / "checkpoints" / "run.json").read_text())
+    assert recorded["class_weights"] == "balanced"
+    assert "class_weights" not in config.identity()
+
+
 def test_frozen_layers_keep_the_transferred_weights(one_epoch_run, tmp_path, cache_dir):
     import tf_keras as keras
     source, _, _ = one_epoch_run
@@ -290,6 +317,7 @@ def _parse(argv):
     (["--lr_schedule=linear"], "lr_schedule"), (["--strategy=tpu"], "strategy"),
     (["--model_params=[1]"], "model_params"), (["--data_params={bad"], "data_params"),
     (["--mixup_alpha=-0.1"], "mixup_alpha"), (["--mixup_alpha=nan"], "mixup_alpha"),
+    (["--class_weights=inverse"], "class_weights"),
 ])
 def test_bad_flag_values_are_named(argv, flag):
     with pytest.raises(flags.IllegalFlagValueError, match=f"--{flag}"):

@@ -21,6 +21,7 @@ import shutil
 import time
 from typing import Optional
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -46,6 +47,7 @@ CHECKPOINTS_DIR = "checkpoints"
 ARTIFACTS = (TRAIN_MODEL, FUSED_MODEL, FEATURES_JSON, METRICS_JSON, CONFUSION_PNG, CURVES_PNG)
 
 LR_SCHEDULES = ("cosine", "constant")
+CLASS_WEIGHTS = ("none", "balanced")
 STRATEGIES = ("default", "mirrored", "multi_worker")
 # DataSpec fields that have their own flag; --data_params may set only the others.
 DATA_FLAG_FIELDS = ("data_dir", "wanted_words", "wake_word", "seed")
@@ -76,6 +78,9 @@ class TrainConfig:
     weight_decay: float = 1e-2
     mixup_alpha: float = 0.0
     label_smoothing: float = 0.0
+    # "balanced": each training example's loss weighted by N / (classes * n_class), so every
+    # class weighs the same in total (real negatives outnumber a wake word's positives).
+    class_weights: str = "none"
     seed: int = 0
     resume: bool = True
     fuse_every: int = 0
@@ -98,7 +103,9 @@ class TrainConfig:
                   ("mixup_alpha", math.isfinite(self.mixup_alpha) and self.mixup_alpha >= 0,
                    "a number >= 0 (0: no mixup)"),
                   ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
-                  ("fuse_every", self.fuse_every >= 0, ">= 0"))
+                  ("fuse_every", self.fuse_every >= 0, ">= 0"),
+                  ("class_weights", self.class_weights in CLASS_WEIGHTS,
+                   f"one of {list(CLASS_WEIGHTS)}"))
         for name, ok, want in checks:
             if not ok:
                 raise UserInputError(f"--{name} must be {want}, got {getattr(self, name)!r}")
@@ -120,6 +127,8 @@ class TrainConfig:
             identity["mixup_alpha"] = self.mixup_alpha
         if self.label_smoothing:
             identity["label_smoothing"] = self.label_smoothing
+        if self.class_weights != "none":
+            identity["class_weights"] = self.class_weights
         if self.init_from:
             identity["init_from"] = self.init_from
         if self.freeze:
@@ -151,8 +160,8 @@ def model_hparams(name, overrides):
 OPTION_NAMES = ("output_dir", "data_dir", "wanted_words", "wake_word", "data_params",
                 "frontend_params", "model", "model_params", "data_seed", "epochs", "batch_size",
                 "learning_rate", "lr_schedule", "warmup_fraction", "weight_decay", "mixup_alpha",
-                "label_smoothing", "seed", "resume", "fuse_every", "cache_dir", "verbose",
-                "init_from", "freeze")
+                "label_smoothing", "class_weights", "seed", "resume", "fuse_every", "cache_dir",
+                "verbose", "init_from", "freeze")
 
 
 def config_from_options(output_dir, *, data_dir=None, wanted_words=None, wake_word=None,
@@ -162,8 +171,8 @@ def config_from_options(output_dir, *, data_dir=None, wanted_words=None, wake_wo
     *_params are dicts); UserInputError names the option that is wrong.
 
     training_options: the other TrainConfig fields (epochs, batch_size, learning_rate, lr_schedule,
-    warmup_fraction, weight_decay, mixup_alpha, label_smoothing, seed, resume, fuse_every,
-    cache_dir, verbose). The recipe options a caller leaves out (or passes as None), and the
+    warmup_fraction, weight_decay, mixup_alpha, label_smoothing, class_weights, seed, resume,
+    fuse_every, cache_dir, verbose). The recipe options a caller leaves out (or passes as None), and the
     augmentation fields its data_params leave out, are the model's default recipe
     (`tflm_kws.recipes.recipe(model)`).
     """
@@ -340,6 +349,16 @@ def loss_and_metrics(config):
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True), ["accuracy"]
 
 
+def class_weight_map(labels, num_classes, kind):
+    """Keras' class_weight for the training labels (int [N]): None for "none"; for "balanced"
+    N / (num_classes * n_c) per class (1.0 for a class without examples: it has no loss)."""
+    if kind == "none":
+        return None
+    counts = np.bincount(np.asarray(labels, np.int64), minlength=num_classes)
+    return {c: float(len(labels) / (num_classes * n)) if n else 1.0
+            for c, n in enumerate(counts)}
+
+
 def _evaluate(model, data, split):
     x, y = data.features(split)
     predictions = metrics.predict_classes(model, frontend.features_to_model_input(x))
@@ -453,8 +472,13 @@ def train(config, strategy=None):
         keras.callbacks.TensorBoard(os.path.join(out, LOGS_DIR), update_freq="epoch",
                                     profile_batch=0, write_graph=False),
     ]
+    class_weight = class_weight_map(data.features("training")[1], len(labels),
+                                    config.class_weights)
+    if class_weight:
+        print("Class weights: " + ", ".join(f"{labels[c]} {w:.3f}"
+                                            for c, w in class_weight.items()), flush=True)
     model.fit(train_ds, validation_data=val_ds, epochs=config.epochs, initial_epoch=initial_epoch,
-              callbacks=callbacks, verbose=config.verbose)
+              callbacks=callbacks, verbose=config.verbose, class_weight=class_weight)
     if not chief:
         shutil.rmtree(os.path.join(checkpoint_dir, checkpointing.SCRATCH_DIR), ignore_errors=True)
         return None
@@ -549,6 +573,7 @@ def _finalize(config, data, labels, num_examples, state, steps_per_epoch, traine
                      "warmup_fraction": config.warmup_fraction,
                      "weight_decay": config.weight_decay, "mixup_alpha": config.mixup_alpha,
                      "label_smoothing": config.label_smoothing,
+                     "class_weights": config.class_weights,
                      "optimizer": "AdamW",
                      "seed": config.seed},
         "history": history,

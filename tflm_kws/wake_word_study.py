@@ -73,6 +73,11 @@ def levers(data_dir, pretrained_dir):
         # people say the word itself; without them, `_unknown_` is other words and phrases.
         Lever("no_near_misses", "no synthetic near misses: the synthetic negatives are all "
               "other words and phrases", {"data_params": {"near_miss_fraction": 0.0}}),
+        # Real negatives outnumber the positives (4,000 against ~700): was their loss in recall
+        # the imbalance? The synthetic set alone is balanced, so weights alone change little.
+        Lever("real_negatives+class_weights", "the real other speech with class-balanced loss "
+              "weights (N / (classes x class examples) per example)",
+              {"data_params": {"negatives_dir": data_dir}, "class_weights": "balanced"}),
     ]
 
 

@@ -68,6 +68,10 @@ def define_flags(flag_values=FLAGS):
     real("label_smoothing", None, "Label smoothing of the training loss (Szegedy et al. "
          f"2016): the target puts this mass evenly on all classes. 0: off. {RECIPE}",
          lower_bound=0.0, upper_bound=0.99, flag_values=fv)
+    enum("class_weights", TrainConfig.class_weights, list(training.CLASS_WEIGHTS),
+         "balanced: each training example's loss weighted by N / (classes * examples of its "
+         "class), so every class counts the same (e.g. many real negatives, few wake-word "
+         "positives). none: unweighted.", flag_values=fv)
     integer("seed", TrainConfig.seed,
             "Seed of weight initialisation, shuffling and on-the-fly augmentation.",
             flag_values=fv)
