@@ -72,6 +72,42 @@ def test_dataset_batches(tmp_path):
     assert augmented.min() >= -1.0 and augmented.max() <= 127 / 128
     np.testing.assert_array_equal(augmented * 128, np.round(augmented * 128))
     assert not any(np.array_equal(a, c) for a in augmented for c in clean)
+    # A seed fixes the epoch, SpecAugment masks included (tf.data runs the calls in parallel);
+    # the next epoch of the same dataset is another one.
+    again = [(bx.numpy(), by.numpy()) for bx, by in kws.dataset("training", 5, training=True,
+                                                                 seed=1)]
+    for (ax, ay), (bx, by) in zip(again, epoch):
+        np.testing.assert_array_equal(ax, bx)
+        np.testing.assert_array_equal(ay, by)
+    second_epoch = np.concatenate([bx.numpy() for bx, _ in train])
+    assert not np.array_equal(second_epoch, augmented)
+
+
+def test_spec_augment_masks_are_seeded_and_within_their_limits():
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
+    spec = data.DataSpec(time_masks=2, time_mask_max_frames=5, freq_masks=1,
+                         freq_mask_max_channels=4)
+    features = tf.fill((49, 40), 0.5)
+    widths = {"time": set(), "freq": set()}
+    for i in range(200):
+        seed = tf.constant([i, 7], tf.int64)
+        masked = loader.spec_augment(features, spec, seed).numpy()
+        np.testing.assert_array_equal(masked, loader.spec_augment(features, spec, seed))
+        assert set(np.unique(masked)) <= {0.5, -1.0}  # masked cells read as silence
+        rows = np.all(masked == -1.0, axis=1)  # whole frames: time masks
+        cols = np.all(masked == -1.0, axis=0)  # whole channels: the frequency mask
+        # Every masked cell is in a masked frame or a masked channel.
+        assert np.array_equal(masked == -1.0, rows[:, None] | cols[None, :])
+        widths["time"].add(int(rows.sum()))
+        widths["freq"].add(int(cols.sum()))
+        assert rows.sum() <= 2 * 5 and cols.sum() <= 4
+    assert widths["freq"] == set(range(5))  # 0 to 4 channels, all drawn
+    assert max(widths["time"]) > 5  # two masks
+    assert not np.array_equal(loader.spec_augment(features, spec, tf.constant([1, 7], tf.int64)),
+                              loader.spec_augment(features, spec, tf.constant([2, 7], tf.int64)))
+    off = data.DataSpec(time_masks=0, freq_masks=0)
+    np.testing.assert_array_equal(loader.spec_augment(features, off, tf.constant([1, 7])),
+                                  features)
 
 
 def test_cache_reused_and_invalidated(tmp_path, mini_copy, monkeypatch):

@@ -201,6 +201,22 @@ def test_soft_loss_takes_hard_and_soft_labels_and_smooths():
     assert smoothing.identity()["label_smoothing"] == 0.1
 
 
+def test_the_same_config_trains_the_same_model(one_epoch_run, tmp_path):
+    """Seeded all through (SpecAugment's masks too, drawn in tf.data's parallel calls): a run
+    repeated is the same run, so two configurations can be compared run against run."""
+    _, config, first = one_epoch_run
+    assert config.data_spec.time_masks and config.data_spec.freq_masks
+    again = training.train(dataclasses.replace(config, output_dir=str(tmp_path / "again")))
+    def learned(history):
+        return [{k: v for k, v in epoch.items() if k != "train_seconds"} for epoch in history]
+    assert learned(again["history"]) == learned(first["history"])
+    assert again["test_accuracy"] == first["test_accuracy"]
+    a, b = (keras.models.load_model(os.path.join(out, training.FUSED_MODEL), compile=False)
+            for out in (config.output_dir, tmp_path / "again"))
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
 def test_balanced_class_weights_give_every_class_the_same_total():
     labels = [0, 0, 0, 1, 2, 2]
     weights = training.class_weight_map(labels, 4, "balanced")

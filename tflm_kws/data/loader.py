@@ -21,7 +21,6 @@ import time
 
 import numpy as np
 import tensorflow as tf
-import tensorflow_io as tfio
 
 from tflm_kws import audio, frontend
 from tflm_kws.data import espeak, noise, sources, store, synthetic
@@ -30,6 +29,7 @@ from tflm_kws.data.spec import DataSpec, SILENCE_LABEL
 CACHE_VERSION = 2  # 2: the sharded, memory-mapped store; a clip's random stream is its job index
 SHARD_CLIPS = 2000  # clips per shard of the build (one unit of resumption and of parallel work)
 MIXUP_STREAM = 0x6D6978  # "mix": the mixup random stream of a dataset seed
+MASK_STREAM = 0x6D736B  # "msk": SpecAugment's stream of each example's random number
 MAX_SKIP_WARNINGS = 10
 SPLITS = sources.SPLITS
 logger = logging.getLogger(__name__)
@@ -103,7 +103,12 @@ class KwsData:
         def pick_and_mask(index, random):
             features, labels = gather(index, random)
             model_input = tf.cast(features, tf.float32) * frontend.FEATURE_SCALE
-            model_input = tf.map_fn(lambda f: spec_augment(f, spec), model_input)
+            # Each example's masks come from its own random number (the one that picked its
+            # variant, on another stream): stateless, so parallel calls cannot reorder them.
+            seeds = tf.stack([random, tf.fill(tf.shape(random), tf.constant(MASK_STREAM,
+                                                                             tf.int64))], axis=1)
+            model_input = tf.map_fn(lambda example: spec_augment(example[0], spec, example[1]),
+                                    (model_input, seeds), fn_output_signature=tf.float32)
             return model_input[..., tf.newaxis], labels
 
         indices = tf.data.Dataset.range(n).shuffle(n, seed=seed, reshuffle_each_iteration=True)
@@ -180,18 +185,30 @@ def _to_model_input_batch(x, y):
     return (tf.cast(x, tf.float32) * frontend.FEATURE_SCALE)[..., tf.newaxis], y
 
 
-def spec_augment(features, spec):
-    """SpecAugment on one [frames, channels] model input (tensorflow-io masks).
+def spec_augment(features, spec, seed):
+    """SpecAugment on one [frames, channels] model input: `spec.time_masks` masks of 0 to
+    `time_mask_max_frames` frames, then `freq_masks` of 0 to `freq_mask_max_channels` channels,
+    each at a uniform start (tensorflow-io's time_mask / freq_mask draws). Masked cells read as
+    silence (int8 -128, model input -1.0), not as a mid-level value.
 
-    tfio's masks write zeros; the features are shifted so that a masked cell reads as silence
-    (int8 -128, model input -1.0) rather than as a mid-level value.
+    seed: int64 [2]. Stateless draws (tfio's are stateful): the same seed gives the same masks,
+    so a seeded training run sees the same masks whatever order tf.data runs its calls in.
     """
-    shifted = features + 1.0
-    for _ in range(spec.time_masks):
-        shifted = tfio.audio.time_mask(shifted, param=spec.time_mask_max_frames + 1)
-    for _ in range(spec.freq_masks):
-        shifted = tfio.audio.freq_mask(shifted, param=spec.freq_mask_max_channels + 1)
-    return shifted - 1.0
+    masks = [(0, spec.time_mask_max_frames)] * spec.time_masks + [
+        (1, spec.freq_mask_max_channels)] * spec.freq_masks
+    if not masks:
+        return features
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 2 * len(masks))
+    shape = tf.shape(features)
+    for i, (axis, max_width) in enumerate(masks):
+        width = tf.random.stateless_uniform((), seeds[2 * i], 0, max_width + 1, tf.int32)
+        start = tf.random.stateless_uniform((), seeds[2 * i + 1], 0, shape[axis] - width,
+                                            tf.int32)
+        position = tf.range(shape[axis])
+        inside = (position >= start) & (position < start + width)
+        inside = inside[:, tf.newaxis] if axis == 0 else inside[tf.newaxis, :]
+        features = tf.where(inside, tf.constant(-1.0, features.dtype), features)
+    return features
 
 
 def load(spec: DataSpec, config: frontend.FrontendConfig, cache_dir, workers=None) -> KwsData:
