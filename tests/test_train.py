@@ -207,6 +207,7 @@ def test_the_same_config_trains_the_same_model(one_epoch_run, tmp_path):
     _, config, first = one_epoch_run
     assert config.data_spec.time_masks and config.data_spec.freq_masks
     again = training.train(dataclasses.replace(config, output_dir=str(tmp_path / "again")))
+
     def learned(history):
         return [{k: v for k, v in epoch.items() if k != "train_seconds"} for epoch in history]
     assert learned(again["history"]) == learned(first["history"])

@@ -172,8 +172,8 @@ def config_from_options(output_dir, *, data_dir=None, wanted_words=None, wake_wo
 
     training_options: the other TrainConfig fields (epochs, batch_size, learning_rate, lr_schedule,
     warmup_fraction, weight_decay, mixup_alpha, label_smoothing, class_weights, seed, resume,
-    fuse_every, cache_dir, verbose). The recipe options a caller leaves out (or passes as None), and the
-    augmentation fields its data_params leave out, are the model's default recipe
+    fuse_every, cache_dir, verbose). The recipe options a caller leaves out (or passes as None),
+    and the augmentation fields its data_params leave out, are the model's default recipe
     (`tflm_kws.recipes.recipe(model)`).
     """
     settable = {f.name for f in dataclasses.fields(TrainConfig)} - {
