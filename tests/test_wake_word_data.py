@@ -77,6 +77,35 @@ def test_microphone_channel_band_limits_and_keeps_the_peak():
     assert np.isclose(np.abs(y).max(), np.abs(x).max())
 
 
+def test_vocal_tract_warp_moves_the_spectrum_and_the_length():
+    t = np.arange(16000) / 16000
+    x = np.sin(2 * np.pi * 1000 * t)
+    for factor in (0.85, 1.15):
+        y = noise.vocal_tract_warp(x, factor)
+        assert len(y) == round(16000 / factor)
+        peak_hz = np.argmax(np.abs(np.fft.rfft(y))) * 16000 / len(y)
+        assert abs(peak_hz - 1000 * factor) < 2
+
+
+def test_warp_only_when_asked_and_deterministic():
+    def made(probability):
+        spec = data.DataSpec(synthetic_positives=8, synthetic_negatives=8,
+                             warp_probability=probability)
+        return synthetic.generate(spec, CONFIG)
+    plain, off, on = made(0.0), made(0.0), made(1.0)
+    np.testing.assert_array_equal(plain.audio, off.audio)
+    np.testing.assert_array_equal(on.audio, made(1.0).audio)
+    speech = [i for i, y in enumerate(on.labels) if y > 0]
+    assert all(" warp=" in on.descriptions[i] for i in speech)
+    assert not any(" warp=" in d for d in plain.descriptions)
+    factors = [float(on.descriptions[i].split(" warp=")[1].split()[0]) for i in speech]
+    assert all(synthetic.WARP_RANGE[0] <= f <= synthetic.WARP_RANGE[1] for f in factors)
+    assert not np.array_equal(plain.audio[speech], on.audio[speech])
+    # Everything before the warp is drawn the same: the voice and text of each clip.
+    assert all(plain.descriptions[i].startswith(on.descriptions[i].split(" warp=")[0] + " ")
+               or plain.descriptions[i] == on.descriptions[i].split(" warp=")[0] for i in speech)
+
+
 def test_transients_are_short_and_only_when_asked():
     rng = np.random.default_rng(0)
     for _ in range(20):
@@ -96,6 +125,7 @@ def test_transients_are_short_and_only_when_asked():
 @pytest.mark.parametrize("fields, message", [
     ({"tts": "festival"}, "tts must be one of"),
     ({"channel_probability": 1.5}, "channel_probability must be in"),
+    ({"warp_probability": -0.5}, "warp_probability must be in"),
     ({"silence_transients": -0.1}, "silence_transients must be in"),
     ({"near_miss_fraction": 1.01}, "near_miss_fraction must be in"),
     ({"real_positives": 5}, "needs positives_dir"),

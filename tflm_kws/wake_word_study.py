@@ -78,6 +78,15 @@ def levers(data_dir, pretrained_dir):
         Lever("real_negatives+class_weights", "the real other speech with class-balanced loss "
               "weights (N / (classes x class examples) per example)",
               {"data_params": {"negatives_dir": data_dir}, "class_weights": "balanced"}),
+        # espeak-ng's variants move pitch more than formants; real speakers' vocal tracts
+        # (and speaking rates) spread wider than its voices do.
+        Lever("warp", "a random vocal-tract warp (playback x0.85-1.15: formants, pitch and tempo "
+              "together) on half of the synthetic clips", {"data_params": {"warp_probability": 0.5}}),
+        # ~3.7 clips a voice at the default 1,200: each voice's rates, pitches and rooms are
+        # sampled thinly (openWakeWord trains on 100,000s of synthetic clips).
+        Lever("more_clips", "three times the synthetic clips (3,600 positives and 3,600 "
+              "negatives)", {"data_params": {"synthetic_positives": 3600,
+                                             "synthetic_negatives": 3600}}),
     ]
 
 

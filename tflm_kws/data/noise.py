@@ -108,6 +108,14 @@ def microphone_channel(rng: np.random.Generator, x: np.ndarray, sample_rate: int
     return y, f"channel hp={high:.0f} lp={low:.0f} tilt={tilt:+.1f}dB/oct"
 
 
+def vocal_tract_warp(x: np.ndarray, factor: float) -> np.ndarray:
+    """`x` played back `factor` times faster (n samples become n / factor): formants, pitch and
+    tempo all move by `factor`, as a shorter (> 1) or longer vocal tract and a faster speaker do.
+    Linear interpolation: enough for factors near 1."""
+    n_out = max(1, int(round(x.shape[0] / factor)))
+    return np.interp(np.arange(n_out) * factor, np.arange(x.shape[0]), x)
+
+
 TRANSIENT_MS_RANGE = (5.0, 80.0)
 TRANSIENT_PEAK_DBFS_RANGE = (-40.0, -3.0)
 

@@ -11,6 +11,8 @@ import threading
 
 import numpy as np
 
+from tflm_kws.data import noise
+
 # Warp factors: each a "voice" of its own (so splits by voice keep warps apart).
 WARPS = (0.84, 0.88, 0.92, 0.96, 1.0, 1.04, 1.08, 1.12, 1.16)
 PREFIX = "piper-joe"
@@ -69,9 +71,5 @@ class Piper:
             chunks = [c.audio_float_array for c in self._voice.synthesize(text, config)]
         if not chunks:
             return np.zeros(0, np.int16)
-        x = np.concatenate(chunks).astype(np.float64)
-        # Playing n samples back as n / warp: a warp > 1 is a shorter vocal tract (higher
-        # formants and pitch), linear interpolation is enough for this narrow range.
-        n_out = max(1, int(round(x.shape[0] / warp)))
-        x = np.interp(np.arange(n_out) * warp, np.arange(x.shape[0]), x)
+        x = noise.vocal_tract_warp(np.concatenate(chunks).astype(np.float64), warp)
         return np.clip(np.round(x * 32767.0), -32768, 32767).astype(np.int16)

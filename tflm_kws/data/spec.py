@@ -64,6 +64,9 @@ class DataSpec:
     # Probability that a synthetic clip goes through a random microphone channel (band limits and
     # a spectral tilt) after the room.
     channel_probability: float = 0.0
+    # Probability that a synthetic clip's speech is played back faster or slower by a random
+    # factor in synthetic.WARP_RANGE before the room (a vocal-tract-length and speed perturbation).
+    warp_probability: float = 0.0
     # Fraction of the synthetic negatives that are near misses of the wake word (the others are
     # other words and phrases).
     near_miss_fraction: float = 0.5
@@ -84,7 +87,8 @@ class DataSpec:
     # default, so the run identities (resume) and cache keys made before them stay valid.
     OMITTED_AT_DEFAULT = ("synthetic_fraction", "exclude_words", "silence_transients", "tts",
                           "channel_probability", "near_miss_fraction", "negatives_dir",
-                          "real_negatives", "positives_dir", "real_positives")
+                          "real_negatives", "positives_dir", "real_positives",
+                          "warp_probability")
 
     def __post_init__(self):
         if self.wanted_words is not None:
@@ -129,9 +133,10 @@ class DataSpec:
         if not 0.0 <= self.silence_transients <= 1.0:
             raise ValueError(f"DataSpec.silence_transients must be in [0, 1], got "
                              f"{self.silence_transients!r}")
-        if not 0.0 <= self.channel_probability <= 1.0:
-            raise ValueError(f"DataSpec.channel_probability must be in [0, 1], got "
-                             f"{self.channel_probability!r}")
+        for name in ("channel_probability", "warp_probability"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"DataSpec.{name} must be in [0, 1], got "
+                                 f"{getattr(self, name)!r}")
         if not 0.0 <= self.near_miss_fraction <= 1.0:
             raise ValueError(f"DataSpec.near_miss_fraction must be in [0, 1], got "
                              f"{self.near_miss_fraction!r}")

@@ -31,6 +31,9 @@ REVERB_PROBABILITY = 0.5
 RT60_RANGE_S = (0.15, 0.7)
 NOISE_PROBABILITY = 0.8
 SNR_DB_RANGE = (5.0, 30.0)
+# Vocal-tract warp factors (DataSpec.warp_probability): adult vocal tracts differ by about
+# +-15 % in length, and espeak-ng's variants move pitch more than formants.
+WARP_RANGE = (0.85, 1.15)
 SILENCE_DBFS_RANGE = (-75.0, -25.0)
 
 OTHER_WORDS = (
@@ -156,15 +159,20 @@ def resample_fft(x: np.ndarray, rate_in: int, rate_out: int) -> np.ndarray:
 
 
 def _speech_clip(engine, rng, text, voice, noises, clip_samples, sample_rate,
-                 channel_probability=0.0):
+                 channel_probability=0.0, warp_probability=0.0):
     rate = int(rng.integers(RATE_RANGE[0], RATE_RANGE[1] + 1))
     pitch = int(rng.integers(PITCH_RANGE[0], PITCH_RANGE[1] + 1))
     raw = engine.synthesize(text, voice, rate, pitch, seed=int(rng.integers(1 << 30))).astype(np.float32) / 32768.0
     active = np.nonzero(np.abs(raw) > 0.02 * np.max(np.abs(raw)))[0]
     raw = raw[active[0]:active[-1] + 1]
+    description = f"{voice} rate={rate} pitch={pitch} {text!r}"
+    # (No draw when off, as for the channel below: clips made before the warp stay the same.)
+    if warp_probability and rng.random() < warp_probability:
+        factor = rng.uniform(*WARP_RANGE)
+        raw = noise.vocal_tract_warp(raw, factor)
+        description += f" warp={factor:.2f}"
     speech = resample_fft(raw, engine.sample_rate, sample_rate)
     speech *= 10.0 ** (rng.uniform(*GAIN_DBFS_RANGE) / 20.0) / np.max(np.abs(speech))
-    description = f"{voice} rate={rate} pitch={pitch} {text!r}"
     if rng.random() < REVERB_PROBABILITY:
         rt60 = rng.uniform(*RT60_RANGE_S)
         rir = noise.room_impulse_response(rng, sample_rate, rt60)
@@ -197,10 +205,10 @@ def spoken_forms(phrase: str) -> list:
 
 
 def speech_clips(engine, stream, count, choose_text, voice_names, noises, config,
-                 channel_probability=0.0):
+                 channel_probability=0.0, warp_probability=0.0):
     """Yields `count` (int16 clip, voice, description): a text from `choose_text(rng)` spoken in a
-    random voice, rate and pitch, with random gain, placement, reverb, microphone channel (with
-    `channel_probability`) and noise (`noises`).
+    random voice, rate and pitch, with random vocal-tract warp (with `warp_probability`), gain,
+    placement, reverb, microphone channel (with `channel_probability`) and noise (`noises`).
 
     Clip i depends only on (*stream, i), e.g. stream = (data seed, kind), and on a fresh `engine`
     being given the same sequence of clips (see espeak.Espeak).
@@ -210,7 +218,8 @@ def speech_clips(engine, stream, count, choose_text, voice_names, noises, config
         voice = voice_names[int(rng.integers(len(voice_names)))]
         text = choose_text(rng)
         clip, description = _speech_clip(engine, rng, text, voice, noises, config.clip_samples,
-                                         config.sample_rate, channel_probability)
+                                         config.sample_rate, channel_probability,
+                                         warp_probability)
         yield to_int16(clip), voice, description
 
 
@@ -269,7 +278,8 @@ def generate(spec, config, noises=None) -> SyntheticSet:
                 return pool[int(rng.integers(len(pool)))]
         for clip, voice, description in speech_clips(speakers, (spec.seed, kind), count, choose_text,
                                                      all_voices, noises, config,
-                                                     spec.channel_probability):
+                                                     spec.channel_probability,
+                                                     spec.warp_probability):
             clips.append(clip)
             labels.append(label)
             splits.append(voice_split[voice])
