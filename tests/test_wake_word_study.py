@@ -48,17 +48,50 @@ def test_markdown_rows_and_scores():
     point = {"threshold": 180, "frr": 0.25, "false_accepts": 0, "fa_per_hour": 0.0}
     report = {"positives": 8, "negative_hours": 0.4, "threshold_for_target": point,
               "at_device_threshold": dict(point, threshold=200, frr=0.5), "run": "r"}
-    assert study.score(report) == (0.75, 0.5)
+    assert study.score([report]) == (0.75, 0.5)
     # A final row's threshold is the one set on the validation negatives.
     final = dict(report, at_chosen_threshold=dict(point, threshold=190, frr=0.375))
-    r = study.row("x", "y", final)
+    r = study.row("x", "y", [final])
     assert (r["threshold"], r["recall_at_target"]) == (190, 0.625)
     text = study.markdown({"wake_word": "happy", "split": "testing", "final": True,
                            "target_fa_per_hour": 1.0, "epochs": 40, "kept": ["transfer"],
-                           "rows": [dict(r, kept="final")], "command": "c"})
+                           "rows": [dict(r, kept="final")], "command": "c", "seeds": [0]})
     assert "| x | y | 0.500 | 0.0 | 190 | 0.625 | 0.0 | final |" in text
     assert "set on the validation split's negatives" in text
     assert "training seed 0." in text
+
+
+def test_several_seeds_are_averaged_and_listed():
+    def report(frr_target, frr_200, fa_200, threshold):
+        return {"positives": 8, "negative_hours": 0.4, "run": "r",
+                "threshold_for_target": None if threshold is None else {
+                    "threshold": threshold, "frr": frr_target, "fa_per_hour": 0.0},
+                "at_device_threshold": {"threshold": 200, "frr": frr_200, "fa_per_hour": fa_200}}
+    import pytest
+    reports = [report(0.5, 0.25, 2.0, 210), report(0.75, 0.5, 0.0, 190),
+               report(None, 1.0, 7.0, None)]
+    # A seed with no threshold within the target counts as recall 0 there.
+    assert study.score(reports) == pytest.approx((0.25, 1.25 / 3))
+    r = study.row("+warp", "w", reports)
+    assert r["recall_at_target"] == 0.25 and r["fa_per_hour_at_200"] == 3.0
+    assert r["fa_per_hour_at_target"] is None  # not every seed has an operating point
+    assert [s["threshold"] for s in r["seeds"]] == [210, 190, None]
+    text = study.markdown({"wake_word": "bed", "split": "validation", "final": False,
+                           "target_fa_per_hour": 1.0, "epochs": 40, "kept": [],
+                           "rows": [dict(r, kept="no")], "command": "c", "seeds": [0, 1, 2]})
+    assert "| +warp | w | 0.417 | 3.0 | 210 / 190 / none | 0.500 / 0.250 / 0.000 | 0.250 | no |" \
+        in text
+    assert "training seeds 0, 1, 2: each figure is the mean" in text
+
+
+def test_bad_seeds_are_named(tmp_path, capsys):
+    assert study.main(["--wake_word=happy", "--seeds=0,x", f"--work_dir={tmp_path}"]) == 2
+    assert "--seeds: comma-separated integers, got '0,x'" in capsys.readouterr().err
+    sc, _ = _tree(tmp_path)
+    import pytest
+    with pytest.raises(ValueError, match="--seeds: give distinct seeds"):
+        study.run_study("happy", "validation", str(tmp_path / "work"), str(tmp_path / "cache"),
+                        str(tmp_path / "out"), data_dir=str(sc), seeds=[1, 1])
 
 
 def test_unknown_lever_is_named_before_any_run(tmp_path):

@@ -182,29 +182,54 @@ def measure(exp, work_dir, cache_dir, positives, negatives, target_fa_per_hour, 
     return report, run
 
 
-def score(report):
-    """(recall at the operating point, recall at the sketch's threshold)."""
-    chosen = report["threshold_for_target"]
-    at_device = report["at_device_threshold"]
-    return (1.0 - chosen["frr"] if chosen else 0.0,
-            1.0 - at_device["frr"] if at_device else 0.0)
+def score(reports):
+    """(recall at the operating point, recall at the sketch's threshold), means over the reports
+    (one per training seed)."""
+    points = []
+    for report in reports:
+        chosen = report["threshold_for_target"]
+        at_device = report["at_device_threshold"]
+        points.append((1.0 - chosen["frr"] if chosen else 0.0,
+                       1.0 - at_device["frr"] if at_device else 0.0))
+    return tuple(float(sum(p[i] for p in points) / len(points)) for i in range(2))
 
 
-def row(name, what, report):
+def _seed_row(report):
     at_device = report["at_device_threshold"]
     # A final row's threshold is set on the validation negatives; a validation row's is the
     # best on its own (validation) files.
     chosen = report.get("at_chosen_threshold", report["threshold_for_target"])
-    return {"name": name, "what": what, "positives": report["positives"],
-            "negative_hours": report["negative_hours"],
-            "recall_at_200": 1.0 - at_device["frr"], "fa_per_hour_at_200": at_device["fa_per_hour"],
+    return {"recall_at_200": 1.0 - at_device["frr"], "fa_per_hour_at_200": at_device["fa_per_hour"],
             "threshold": chosen["threshold"] if chosen else None,
             "recall_at_target": 1.0 - chosen["frr"] if chosen else 0.0,
             "fa_per_hour_at_target": chosen["fa_per_hour"] if chosen else None,
             "run": report["run"]}
 
 
+def row(name, what, reports):
+    """One configuration's row: its figures per training seed (`seeds`) and their means (recall
+    and FA/h at 200, recall at the operating point; FA/h there when every seed has one)."""
+    per_seed = [_seed_row(report) for report in reports]
+
+    def mean(key):
+        values = [r[key] for r in per_seed]
+        return None if None in values else float(sum(values) / len(values))
+    result = {"name": name, "what": what, "positives": reports[0]["positives"],
+              "negative_hours": reports[0]["negative_hours"], "seeds": per_seed}
+    result.update({key: mean(key) for key in ("recall_at_200", "fa_per_hour_at_200",
+                                               "recall_at_target", "fa_per_hour_at_target")})
+    result.update(threshold=per_seed[0]["threshold"], run=per_seed[0]["run"])
+    return result
+
+
+def _per_seed(r, key, form):
+    values = [s[key] for s in r["seeds"]]
+    return " / ".join("none" if v is None else form.format(v) for v in values)
+
+
 def markdown(result):
+    seeds = result.get("seeds", [result.get("seed", 0)])
+    several = len(seeds) > 1
     lines = [f"# Wake word {result['wake_word']!r} from text, real recordings ({result['split']} "
              f"split)", "",
              f"{result['rows'][0]['positives']} real positives, "
@@ -215,18 +240,31 @@ def markdown(result):
              + ("set on the validation split's negatives alone; recall and false accepts are "
                 "this split's at that threshold" if result.get("final") else
                 "chosen on these (validation) files")
-             + f". {result['epochs']} epochs a run, QAT {QAT_EPOCHS}, training seed "
-               f"{result.get('seed', 0)}.", "",
-             "| configuration | what it adds | recall at 200 | FA/h at 200 | threshold | recall "
-             "at the operating point | FA/h there | kept |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+             + f". {result['epochs']} epochs a run, QAT {QAT_EPOCHS}, training seed"
+             + (f"s {', '.join(map(str, seeds))}: each figure is the mean over the seeds, the "
+                f"thresholds and recalls at the operating point are also given per seed, and a "
+                f"lever is kept when it raises the mean." if several else f" {seeds[0]}."), ""]
+    if several:
+        lines += ["| configuration | what it adds | recall at 200 | FA/h at 200 | thresholds | "
+                  "recall at the operating point, per seed | mean | kept |",
+                  "|---|---|---:|---:|---:|---:|---:|---|"]
+    else:
+        lines += ["| configuration | what it adds | recall at 200 | FA/h at 200 | threshold | "
+                  "recall at the operating point | FA/h there | kept |",
+                  "|---|---|---:|---:|---:|---:|---:|---|"]
     for r in result["rows"]:
+        head = (f"| {r['name']} | {r['what']} | {r['recall_at_200']:.3f} | "
+                f"{r['fa_per_hour_at_200']:.1f} | ")
+        if several:
+            lines.append(head + f"{_per_seed(r, 'threshold', '{}')} | "
+                         f"{_per_seed(r, 'recall_at_target', '{:.3f}')} | "
+                         f"{r['recall_at_target']:.3f} | {r.get('kept', '')} |")
+            continue
         threshold = r["threshold"] if r["threshold"] is not None else "none"
         fa = (f"{r['fa_per_hour_at_target']:.1f}" if r["fa_per_hour_at_target"] is not None
               else "—")
-        lines.append(f"| {r['name']} | {r['what']} | {r['recall_at_200']:.3f} | "
-                     f"{r['fa_per_hour_at_200']:.1f} | {threshold} | {r['recall_at_target']:.3f} | "
-                     f"{fa} | {r.get('kept', '')} |")
+        lines.append(head + f"{threshold} | {r['recall_at_target']:.3f} | {fa} | "
+                     f"{r.get('kept', '')} |")
     lines += ["", f"Kept: {', '.join(result['kept']) or 'none'}.", "",
               f"Command: `{result['command']}`"]
     return "\n".join(lines) + "\n"
@@ -234,9 +272,13 @@ def markdown(result):
 
 def run_study(wake_word, split, work_dir, cache_dir, output_dir, data_dir=SPEECH_COMMANDS,
               final=False, few_shot=(), target_fa_per_hour=1.0, command="", levers_from=None,
-              few_shot_levers=(), name=None, lever_names=None, seed=0, log=print):
-    """lever_names: the levers the greedy pass tries (default all, in LEVERS order); seed: every
-    run's training seed (the data stays the same), to see how much of a lever's gain is noise."""
+              few_shot_levers=(), name=None, lever_names=None, seeds=(0,), log=print):
+    """lever_names: the levers the greedy pass tries (default all, in LEVERS order); seeds: the
+    training seeds every configuration is trained with (the data stays the same): its figures
+    are their means, so that a lever is kept on more than one seed's luck."""
+    seeds = list(seeds)
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"--seeds: give distinct seeds, got {seeds}")
     positives, negatives = evaluation_files(wake_word, split, data_dir)
     log(f"{wake_word}: {len(positives)} positives, {len(negatives)} negative files ({split})")
     # A final run's threshold is set on the validation negatives, never on the reported files.
@@ -257,6 +299,14 @@ def run_study(wake_word, split, work_dir, cache_dir, output_dir, data_dir=SPEECH
             log(f"pretraining {pretrained_dir}")
             experiment.train(pretrain, pretrained_dir, cache_dir)
 
+    def reports(flags):
+        """The configuration's report for every seed (trained and converted first, resuming)."""
+        if flags.get("init_from") == pretrained_dir:
+            ensure_pretrained()
+        return [measure(wake_experiment(wake_word, flags, seed), work_dir, cache_dir, positives,
+                        negatives, target_fa_per_hour, log, threshold_negatives)[0]
+                for seed in seeds]
+
     rows, kept = [], []
     label = "_".join(wake_word.split())
     if final:
@@ -268,32 +318,24 @@ def run_study(wake_word, split, work_dir, cache_dir, output_dir, data_dir=SPEECH
         if lever.name in kept:
             flags = experiment.merge_train_flags(flags, lever.train_flags)
     if not final:
-        report, _ = measure(wake_experiment(wake_word, {}, seed), work_dir, cache_dir, positives,
-                            negatives, target_fa_per_hour, log)
+        measured = reports({})
         rows.append(dict(row("espeak (today's default)", "espeak-ng positives and near-miss / "
-                             "other-word negatives, synthetic noise and rooms", report),
+                             "other-word negatives, synthetic noise and rooms", measured),
                          kept="base"))
-        best = score(report)
+        best = score(measured)
         for lever in tried:
-            if lever.name == "transfer":
-                ensure_pretrained()
             trial = experiment.merge_train_flags(flags, lever.train_flags)
-            report, _ = measure(wake_experiment(wake_word, trial, seed), work_dir, cache_dir,
-                                positives, negatives, target_fa_per_hour, log)
-            keep = score(report) > best
-            rows.append(dict(row("+" + lever.name, lever.what, report),
+            measured = reports(trial)
+            keep = score(measured) > best
+            rows.append(dict(row("+" + lever.name, lever.what, measured),
                              kept="yes" if keep else "no"))
             if keep:
-                best, flags = score(report), trial
+                best, flags = score(measured), trial
                 kept.append(lever.name)
     else:
-        if "transfer" in kept:
-            ensure_pretrained()
-        report, _ = measure(wake_experiment(wake_word, flags, seed), work_dir, cache_dir,
-                            positives, negatives, target_fa_per_hour, log, threshold_negatives)
         rows.append(dict(row("kept on validation: " + (" + ".join(kept) or "base"),
-                             f"text only; levers chosen on {chosen_on!r} (validation)", report),
-                         kept="final"))
+                             f"text only; levers chosen on {chosen_on!r} (validation)",
+                             reports(flags)), kept="final"))
     shot_flags = flags
     for lever_name in few_shot_levers:
         shot_flags = experiment.merge_train_flags(shot_flags, by_name[lever_name].train_flags)
@@ -305,15 +347,16 @@ def run_study(wake_word, split, work_dir, cache_dir, output_dir, data_dir=SPEECH
         shots = _few_shot_pool(data_dir, label)
         trial = experiment.merge_train_flags(shot_flags, {"data_params": {
             "positives_dir": shots, "real_positives": n}})
-        report, _ = measure(wake_experiment(wake_word, trial, seed), work_dir, cache_dir,
-                            positives, negatives, target_fa_per_hour, log, threshold_negatives)
         rows.append(dict(row(f"+{n} real recordings{extra}", f"{n} recordings of the phrase "
-                             f"by training speakers (few-shot)", report), kept="few-shot"))
+                             f"by training speakers (few-shot)", reports(trial)),
+                         kept="few-shot"))
     result = {"wake_word": wake_word, "split": split, "target_fa_per_hour": target_fa_per_hour,
-              "final": final, "epochs": EPOCHS, "seed": seed, "rows": rows, "kept": kept,
+              "final": final, "epochs": EPOCHS, "seeds": seeds, "rows": rows, "kept": kept,
               "command": command}
-    default_name = f"{label}_{split}" + (f"_seed{seed}" if seed else "")
-    experiment.write_report(output_dir, name or default_name, result, markdown(result))
+    suffix = ("" if seeds == [0] else f"_seed{seeds[0]}" if len(seeds) == 1
+              else "_seeds" + "-".join(map(str, seeds)))
+    experiment.write_report(output_dir, name or f"{label}_{split}{suffix}", result,
+                            markdown(result))
     return result
 
 
@@ -328,6 +371,13 @@ def _few_shot_pool(data_dir, label):
         if split_of(label, path) == "training" and not os.path.lexists(link):
             os.symlink(os.path.abspath(path), link)
     return pool
+
+
+def _ints(option, text):
+    try:
+        return [int(n) for n in text.split(",") if n.strip()]
+    except ValueError:
+        raise ValueError(f"{option}: comma-separated integers, got {text!r}") from None
 
 
 def main(argv=None):
@@ -352,11 +402,12 @@ def main(argv=None):
     parser.add_argument("--target_fa_per_hour", type=float, default=1.0)
     parser.add_argument("--levers", default=None, help="comma-separated levers the greedy pass "
                         "tries (default: all, in their order)")
-    parser.add_argument("--seed", type=int, default=0, help="training seed of every run (report "
-                        "stem gets _seed<N> unless 0)")
+    parser.add_argument("--seeds", "--seed", default="0", help="comma-separated training seeds "
+                        "every configuration is trained with; figures are their means (report "
+                        "stem gets _seed<N> / _seeds<N>-<M>... unless 0)")
     args = parser.parse_args(argv)
-    few_shot = [int(n) for n in args.few_shot.split(",") if n.strip()]
     try:
+        few_shot = _ints("--few_shot", args.few_shot)
         result = run_study(args.wake_word, args.split, args.work_dir,
                            args.cache_dir or os.path.join(args.work_dir, "cache"),
                            args.output_dir, args.data_dir, args.final, few_shot,
@@ -364,7 +415,7 @@ def main(argv=None):
                            command=experiment.entry_point_command("tflm_kws.wake_word_study"),
                            levers_from=args.levers_from,
                            few_shot_levers=[n for n in args.few_shot_levers.split(",") if n],
-                           name=args.name, seed=args.seed,
+                           name=args.name, seeds=_ints("--seeds", args.seeds),
                            lever_names=None if args.levers is None else
                            [n for n in args.levers.split(",") if n])
     except (FileNotFoundError, ValueError) as err:
