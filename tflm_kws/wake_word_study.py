@@ -278,7 +278,7 @@ def run_study(wake_word, split, work_dir, cache_dir, output_dir, data_dir=SPEECH
     are their means, so that a lever is kept on more than one seed's luck."""
     seeds = list(seeds)
     if not seeds or len(set(seeds)) != len(seeds):
-        raise ValueError(f"--seeds: give distinct seeds, got {seeds}")
+        raise ValueError(f"--seeds: at least one seed, each once; got {seeds}")
     positives, negatives = evaluation_files(wake_word, split, data_dir)
     log(f"{wake_word}: {len(positives)} positives, {len(negatives)} negative files ({split})")
     # A final run's threshold is set on the validation negatives, never on the reported files.
@@ -354,7 +354,7 @@ def run_study(wake_word, split, work_dir, cache_dir, output_dir, data_dir=SPEECH
               "final": final, "epochs": EPOCHS, "seeds": seeds, "rows": rows, "kept": kept,
               "command": command}
     suffix = ("" if seeds == [0] else f"_seed{seeds[0]}" if len(seeds) == 1
-              else "_seeds" + "-".join(map(str, seeds)))
+              else f"_seeds{seeds[0]}-{seeds[-1]}")
     experiment.write_report(output_dir, name or f"{label}_{split}{suffix}", result,
                             markdown(result))
     return result
@@ -402,9 +402,11 @@ def main(argv=None):
     parser.add_argument("--target_fa_per_hour", type=float, default=1.0)
     parser.add_argument("--levers", default=None, help="comma-separated levers the greedy pass "
                         "tries (default: all, in their order)")
-    parser.add_argument("--seeds", "--seed", default="0", help="comma-separated training seeds "
-                        "every configuration is trained with; figures are their means (report "
-                        "stem gets _seed<N> / _seeds<N>-<M>... unless 0)")
+    parser.add_argument("--seed", type=int, default=0, help="the first training seed (report "
+                        "stem gets _seed<N> unless 0)")
+    parser.add_argument("--seeds", type=int, default=1, help="seeds --seed .. --seed + N - 1 for "
+                        "every configuration; figures are their means (report stem gets "
+                        "_seeds<first>-<last>)")
     args = parser.parse_args(argv)
     try:
         few_shot = _ints("--few_shot", args.few_shot)
@@ -415,7 +417,7 @@ def main(argv=None):
                            command=experiment.entry_point_command("tflm_kws.wake_word_study"),
                            levers_from=args.levers_from,
                            few_shot_levers=[n for n in args.few_shot_levers.split(",") if n],
-                           name=args.name, seeds=_ints("--seeds", args.seeds),
+                           name=args.name, seeds=range(args.seed, args.seed + args.seeds),
                            lever_names=None if args.levers is None else
                            [n for n in args.levers.split(",") if n])
     except (FileNotFoundError, ValueError) as err:
