@@ -18,9 +18,12 @@ recordings of the chosen split:
 
 Levers are tried greedily in LEVERS order on the validation split: each is added to the best
 configuration so far and kept when it raises recall at the operating point (the lowest threshold
-with at most --target_fa_per_hour; ties: recall at the sketch's threshold 200). `--final` trains
-the kept configuration (study.json of the validation run) and reports the testing split once.
-Results: <output_dir>/<wake word>_<split>.md/.json. Runs resume (experiment.run_dir).
+with at most --target_fa_per_hour; ties: recall at the sketch's threshold 200). With `--seeds=N`
+every configuration is trained with N seeds and judged by the means: one seed's recall on ~50
+real positives moves by several clips from seed to seed. `--final` trains the kept configuration
+(the <word>_validation[_seeds..].json of the validation pass with the same seeds) and reports the
+testing split once. Results: <output_dir>/<wake word>_<split>[_seed<N> | _seeds<N>-<M>].md/.json.
+Runs resume (experiment.run_dir).
 """
 import dataclasses
 import json
@@ -309,9 +312,12 @@ def run_study(wake_word, split, work_dir, cache_dir, output_dir, data_dir=SPEECH
 
     rows, kept = [], []
     label = "_".join(wake_word.split())
+    suffix = ("" if seeds == [0] else f"_seed{seeds[0]}" if len(seeds) == 1
+              else f"_seeds{seeds[0]}-{seeds[-1]}")
     if final:
         chosen_on = "_".join((levers_from or wake_word).split())
-        with open(os.path.join(output_dir, f"{chosen_on}_validation.json")) as f:
+        # The validation pass with the same seeds chose the levers.
+        with open(os.path.join(output_dir, f"{chosen_on}_validation{suffix}.json")) as f:
             kept = json.load(f)["kept"]
     flags = {}
     for lever in all_levers:
@@ -353,8 +359,6 @@ def run_study(wake_word, split, work_dir, cache_dir, output_dir, data_dir=SPEECH
     result = {"wake_word": wake_word, "split": split, "target_fa_per_hour": target_fa_per_hour,
               "final": final, "epochs": EPOCHS, "seeds": seeds, "rows": rows, "kept": kept,
               "command": command}
-    suffix = ("" if seeds == [0] else f"_seed{seeds[0]}" if len(seeds) == 1
-              else f"_seeds{seeds[0]}-{seeds[-1]}")
     experiment.write_report(output_dir, name or f"{label}_{split}{suffix}", result,
                             markdown(result))
     return result
